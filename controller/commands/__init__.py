@@ -1,0 +1,1 @@
+"""One module per `huntazectl` subcommand; each exposes ``register(subparsers)``."""
