@@ -1,0 +1,124 @@
+"""Keeps an ECS service's desired count of task processes running locally.
+
+Moto stores ECS services but runs no tasks, so `localplane.plane` gives each service a `ServiceRunner`. A task is
+a child process running the container's command from the checkout (the task definition's docker label
+``huntaze.io/local-command``, default ``python -m scraper``) with the container's environment and its secrets
+resolved from Secrets Manager, as the ECS agent would inject them. Scale-in stops tasks with SIGTERM and the
+container's stopTimeout (ECS's 30 s default), then SIGKILL, exactly like ECS; crashed tasks are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.aws import client
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_COMMAND_LABEL = "huntaze.io/local-command"
+ECS_DEFAULT_STOP_TIMEOUT_S = 30
+
+
+def resolve_secret(value_from: str) -> str:
+    """``arn:...:secret:NAME[:json-key:version-stage:version-id]`` or a plain name → the secret's value."""
+    secret_id, json_key = value_from, ""
+    if value_from.startswith("arn:"):
+        parts = value_from.split(":")
+        secret_id = ":".join(parts[:7])
+        json_key = parts[7] if len(parts) > 7 else ""
+    value = str(client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+    return str(json.loads(value)[json_key]) if json_key else value
+
+
+def container_environment(container: dict[str, Any]) -> dict[str, str]:
+    env = {item["name"]: item["value"] for item in container.get("environment", [])}
+    for secret in container.get("secrets", []):
+        env[secret["name"]] = resolve_secret(secret["valueFrom"])
+    return env
+
+
+@dataclass
+class Task:
+    proc: subprocess.Popen[bytes]
+    task_definition: str
+
+
+@dataclass
+class ServiceRunner:
+    cluster: str
+    service: str
+    extra_env: dict[str, str]
+    log_dir: Path
+    tasks: list[Task] = field(default_factory=list)
+    started: int = 0
+
+    def sync(self) -> None:
+        """Match running processes to the service's desiredCount and current task definition."""
+        ecs = client("ecs")
+        described = ecs.describe_services(cluster=self.cluster, services=[self.service])["services"]
+        if not described or described[0].get("status") != "ACTIVE":
+            self.stop_all()
+            return
+        svc = described[0]
+        task_def_arn = svc["taskDefinition"]
+        self.tasks = [t for t in self.tasks if self._alive_or_reaped(t)]
+        for task in [t for t in self.tasks if t.task_definition != task_def_arn]:
+            self._stop(task)  # rolling update: replace tasks of an older revision
+            self.tasks.remove(task)
+        desired = int(svc.get("desiredCount", 0))
+        while len(self.tasks) > desired:
+            self._stop(self.tasks.pop())
+        if len(self.tasks) < desired:
+            spec = ecs.describe_task_definition(taskDefinition=task_def_arn)["taskDefinition"]
+            while len(self.tasks) < desired:
+                self.tasks.append(self._start(spec, task_def_arn))
+
+    def _alive_or_reaped(self, task: Task) -> bool:
+        code = task.proc.poll()
+        if code is not None:
+            log.warning("task of %s exited with code %s; replacing it", self.service, code)
+        return code is None
+
+    def _start(self, spec: dict[str, Any], task_def_arn: str) -> Task:
+        container = spec["containerDefinitions"][0]
+        command = container.get("dockerLabels", {}).get(LOCAL_COMMAND_LABEL, "python -m scraper")
+        argv = shlex.split(command)
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        env = {**os.environ, **container_environment(container), **self.extra_env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        self.started += 1
+        out = (self.log_dir / f"{self.service}-task-{self.started}.log").open("ab")
+        proc = subprocess.Popen(  # noqa: S603 - the task definition's own command
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT, start_new_session=True,
+        )
+        out.close()
+        log.info("started task %d of %s (pid %d)", self.started, self.service, proc.pid)
+        return Task(proc=proc, task_definition=task_def_arn)
+
+    def _stop(self, task: Task, timeout_s: float = ECS_DEFAULT_STOP_TIMEOUT_S) -> None:
+        if task.proc.poll() is None:
+            task.proc.send_signal(signal.SIGTERM)
+            try:
+                task.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(task.proc.pid, signal.SIGKILL)
+                task.proc.wait()
+
+    def stop_all(self) -> None:
+        for task in self.tasks:
+            if task.proc.poll() is None:
+                task.proc.send_signal(signal.SIGTERM)
+        for task in self.tasks:
+            self._stop(task)
+        self.tasks.clear()
