@@ -92,7 +92,7 @@ class Job(BaseModel):
     message_content: str | None = Field(None, min_length=1, max_length=10_000)
     media_urls: list[HttpUrl] | None = Field(None, min_length=1, max_length=50)
     profile_url: HttpUrl | None = None
-    metadata: JobMetadata = Field(default_factory=lambda: JobMetadata())
+    metadata: JobMetadata = Field(default_factory=JobMetadata)
 
     @model_validator(mode="after")
     def _action_fields(self) -> Job:

@@ -15,9 +15,11 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TextIO
 
-_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("huntaze_log_context", default={})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("huntaze_log_context", default=_EMPTY)
 _SECRET_MARKERS = ("password", "secret", "token", "api_key", "apikey", "authorization", "cookie", "redis_url")
 _STD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
 MASK = "***"

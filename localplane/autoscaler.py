@@ -19,6 +19,12 @@ from typing import Any
 from common.aws import client
 
 log = logging.getLogger(__name__)
+# CloudWatch's AWS/SQS metric names and the queue attributes they are computed from.
+SQS_METRIC_ATTRIBUTES = {
+    "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed": "ApproximateNumberOfMessagesDelayed",
+}
 
 
 @dataclass
@@ -49,10 +55,13 @@ class Autoscaler:
         queue = dims.get("QueueName")
         if not queue:
             return None
+        attribute = SQS_METRIC_ATTRIBUTES.get(spec["MetricName"])
+        if attribute is None:
+            return None
         sqs = client("sqs")
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[spec["MetricName"]])["Attributes"]
-        return float(attrs.get(spec["MetricName"], 0))
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[attribute])["Attributes"]
+        return float(attrs.get(attribute, 0))
 
     def _apply(self, resource_id: str, config: dict[str, Any], target: dict[str, Any]) -> tuple[str, int, int] | None:
         value = self._metric_value(config)

@@ -65,7 +65,7 @@ class FunctionProcess:
             "--function-name", function["FunctionName"], "--function-arn", function["FunctionArn"],
             "--memory", str(function.get("MemorySize", 128)), "--timeout", str(function.get("Timeout", 3)),
         ]
-        self.proc = subprocess.Popen(  # noqa: S603 - our own module
+        self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file or subprocess.DEVNULL,
             env=env, text=True, bufsize=1,
         )
@@ -109,16 +109,16 @@ class MappingRunner(threading.Thread):
         self.region = self.source_arn.split(":")[3]
         self.queue_url = queue_url_from_arn(self.source_arn)
         self.report_failures = "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", [])
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.invocations = 0
         self.errors = 0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         sqs = client("sqs")
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 got = sqs.receive_message(
                     QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
@@ -126,7 +126,7 @@ class MappingRunner(threading.Thread):
                 )
             except Exception:  # keep polling through transient endpoint errors, as Lambda does
                 log.exception("poll of %s failed", self.queue_url)
-                self._stop.wait(1)
+                self._halt.wait(1)
                 continue
             messages = got.get("Messages", [])
             if messages:

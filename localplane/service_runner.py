@@ -98,7 +98,7 @@ class ServiceRunner:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         self.started += 1
         out = (self.log_dir / f"{self.service}-task-{self.started}.log").open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - the task definition's own command
+        proc = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=REPO_ROOT, start_new_session=True,
         )

@@ -63,7 +63,7 @@ class _Process:
 
     def _spawn(self, argv: list[str], log_path: Path) -> None:
         log = log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv of a binary we located
+        self.proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
@@ -164,15 +164,15 @@ class MotoServer(_Process):
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1) as resp:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 
     def reset(self) -> None:
         """Forget every resource (between tests)."""
-        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
-        with urllib.request.urlopen(req, timeout=10):  # noqa: S310
+        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=10):
             pass
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ stays up until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -119,7 +120,5 @@ def _wait_for_interrupt(console: Console) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print("up; press Ctrl-C to stop")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
