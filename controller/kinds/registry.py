@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-
 from typing import TypeVar
 
 from controller.kinds.base import KindHandler
