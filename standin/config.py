@@ -1,7 +1,7 @@
 """Configuration of one stand-in platform instance.
 
-Read by `standin.server.StandinServer` and `python -m standin`; tests and the local demo build it to choose the
-shared creator password, the API key, the media catalogue size and the faults active from the start.
+Read by `standin.server.StandinServer` and `python -m standin`; tests and the local demo build it to choose
+the shared creator password, the API key, the media catalogue size and the faults active from the start.
 """
 
 from __future__ import annotations
