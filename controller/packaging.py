@@ -183,10 +183,10 @@ def _wheel_entries(wheel: Path) -> Iterator[tuple[str, bytes]]:
                     continue
                 parts = parts[2:]
             relative = PurePosixPath(*parts)
-            if not _is_excluded(relative) or relative.name.startswith("test_"):
-                if any(part in _EXCLUDED_DIRS for part in relative.parts[:-1]):
-                    continue
-                yield str(relative), archive.read(info)
+            # Dependencies keep their own test modules (some import them); only bytecode is dropped.
+            if "__pycache__" in relative.parts or relative.name.endswith(_EXCLUDED_SUFFIXES):
+                continue
+            yield str(relative), archive.read(info)
 
 
 def _refuse_forbidden(entries: dict[str, bytes]) -> None:
@@ -228,7 +228,7 @@ def _download_wheels(requirements: Path, architecture: Architecture, python_vers
         "--implementation", "cp", "--abi", abi, "--dest", str(staging), "-r", str(requirements),
     ]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)  # noqa: S603
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
         raise PackagingError("pip download took over 15 minutes; check the package index and retry") from None
@@ -245,5 +245,4 @@ def _download_wheels(requirements: Path, architecture: Architecture, python_vers
 
 def _zip_name(packages: Sequence[Path | str], sha: str) -> str:
     first = Path(packages[0]).stem if packages else "lambda"
-    digest = base64.urlsafe_b64decode(sha.encode())
-    return f"{first}-{digest.hex()[:12]}.zip"
+    return f"{first}-{base64.b64decode(sha).hex()[:12]}.zip"

@@ -1,0 +1,166 @@
+"""The diff as a value (ACK's ``Delta``): one `FieldDiff` per field with desired, live and a verdict.
+
+Called by `controller.reconciler` (to decide create/update/replace/skip) and rendered by `controller.report`
+for `apply`, `diff` and `drift`. It never talks to AWS and never imports a kind: it compares two *normalized*
+field dicts (see `controller.normalize`) under the kind's `FieldRule`s.
+
+Verdicts:
+    changed                     the live value differs: an update is needed
+    equal_after_normalization   same meaning on both sides (e.g. "300" vs 300 once normalized)
+    ignored                     owned by another actor (desiredCount under autoscaling): never drift
+    unobservable                the live API does not return it here: reported, never drift
+    requires_replacement        an immutable field differs: refused unless --allow-replace KIND/NAME
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from controller.kinds.base import FieldPolicy, FieldRule
+from controller.model import ResourceKey
+
+
+class Verdict(StrEnum):
+    CHANGED = "changed"
+    EQUAL = "equal_after_normalization"
+    IGNORED = "ignored"
+    UNOBSERVABLE = "unobservable"
+    REQUIRES_REPLACEMENT = "requires_replacement"
+
+
+DRIFT_VERDICTS = frozenset({Verdict.CHANGED, Verdict.REQUIRES_REPLACEMENT})
+
+
+class _Absent:
+    """Marks a field the live side does not have at all (distinct from a live ``None``)."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    path: str  # dotted: "redrivePolicy.maxReceiveCount"
+    desired: Any
+    live: Any
+    verdict: Verdict
+    reason: str = ""
+
+    @property
+    def top(self) -> str:
+        """The top-level field this path belongs to (what `KindHandler.update` receives)."""
+        return self.path.split(".", 1)[0]
+
+    @property
+    def is_drift(self) -> bool:
+        return self.verdict in DRIFT_VERDICTS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "desired": None if self.desired is ABSENT else self.desired,
+            "live": None if self.live is ABSENT else self.live,
+            "verdict": str(self.verdict),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Every compared field of one resource."""
+
+    key: ResourceKey
+    fields: list[FieldDiff] = field(default_factory=list)
+
+    def having(self, *verdicts: Verdict) -> list[FieldDiff]:
+        return [f for f in self.fields if f.verdict in verdicts]
+
+    @property
+    def drift(self) -> list[FieldDiff]:
+        return [f for f in self.fields if f.is_drift]
+
+    @property
+    def has_drift(self) -> bool:
+        return any(f.is_drift for f in self.fields)
+
+    @property
+    def needs_replacement(self) -> bool:
+        return any(f.verdict is Verdict.REQUIRES_REPLACEMENT for f in self.fields)
+
+    @property
+    def changed_fields(self) -> list[str]:
+        """Top-level names of the fields to update in place (order kept, no duplicates)."""
+        return list(dict.fromkeys(f.top for f in self.fields if f.verdict is Verdict.CHANGED))
+
+    @property
+    def replaced_fields(self) -> list[str]:
+        return list(dict.fromkeys(f.top for f in self.fields if f.verdict is Verdict.REQUIRES_REPLACEMENT))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"resource": str(self.key), "fields": [f.as_dict() for f in self.fields]}
+
+
+def rule_for(path: str, rules: Mapping[str, FieldRule]) -> FieldRule | None:
+    """The most specific rule for a dotted path: "a.b.c", else "a.b", else "a"."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        rule = rules.get(".".join(parts[:end]))
+        if rule is not None:
+            return rule
+    return None
+
+
+def compute_delta(
+    key: ResourceKey,
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any] | None,
+    rules: Mapping[str, FieldRule] | None = None,
+) -> Delta:
+    """Compare every desired field with the live one. Live-only fields are not ours and are not compared.
+
+    With ``live`` None (the resource does not exist yet) every field is ``changed``.
+    """
+    rules = rules or {}
+    out: list[FieldDiff] = []
+    for name in desired:
+        live_value = ABSENT if live is None else live.get(name, ABSENT)
+        if live is None:
+            out.append(FieldDiff(name, desired[name], ABSENT, Verdict.CHANGED, "does not exist yet"))
+            continue
+        out.extend(_compare(name, desired[name], live_value, rules))
+    return Delta(key, out)
+
+
+def _compare(path: str, desired: Any, live: Any, rules: Mapping[str, FieldRule]) -> list[FieldDiff]:
+    rule = rule_for(path, rules)
+    policy = rule.policy if rule else FieldPolicy.MUTABLE
+    reason = rule.reason if rule else ""
+    if policy is FieldPolicy.IGNORED:
+        return [FieldDiff(path, desired, live, Verdict.IGNORED, reason or "owned by another actor")]
+    if policy is FieldPolicy.UNOBSERVABLE or (live is ABSENT and _has_unobservable_child(path, rules)):
+        why = reason or "the live API does not return this field here"
+        return [FieldDiff(path, desired, live, Verdict.UNOBSERVABLE, why)]
+    if desired == (None if live is ABSENT else live):
+        return [FieldDiff(path, desired, live, Verdict.EQUAL)]
+    if isinstance(desired, Mapping) and isinstance(live, Mapping):
+        children: list[FieldDiff] = []
+        for name in dict.fromkeys([*desired, *live]):
+            children.extend(
+                _compare(f"{path}.{name}", desired.get(name, ABSENT), live.get(name, ABSENT), rules)
+            )
+        return [c for c in children if not (c.desired is ABSENT and c.live is ABSENT)]
+    if policy is FieldPolicy.IMMUTABLE:
+        why = reason or "immutable: changing it means deleting and recreating the resource"
+        return [FieldDiff(path, desired, live, Verdict.REQUIRES_REPLACEMENT, why)]
+    return [FieldDiff(path, desired, live, Verdict.CHANGED, reason)]
+
+
+def _has_unobservable_child(path: str, rules: Mapping[str, FieldRule]) -> bool:
+    prefix = f"{path}."
+    return any(k.startswith(prefix) and r.policy is FieldPolicy.UNOBSERVABLE for k, r in rules.items())

@@ -1,0 +1,162 @@
+"""Secret: a Secrets Manager secret that the stack references (Redis AUTH token, platform API key).
+
+Registered in `controller.kinds.registry`; called only by `controller.reconciler`. The value is never in a
+spec, a diff, a report or a log: it is created only when the secret is absent, from an environment variable
+or a file named in the spec; afterwards only metadata is read (ARN, versions, whether a current value exists).
+Rotation changes the value, never the spec, so the value is never drift.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import model_validator
+
+from controller.errors import PermanentError
+from controller.kinds.base import Context, KindHandler, LiveResource
+from controller.kinds.registry import register
+from controller.model import Manifest, ResourceKey
+from controller.normalize import tags_from_list, tags_to_list, user_tags
+from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
+from controller.retrying import error_code
+from controller.specs.fields import SpecModel
+
+_NOT_FOUND = ("ResourceNotFoundException",)
+RECOVERY_WINDOW_DAYS = 7
+
+
+class ValueFrom(SpecModel):
+    env: str | None = None  # name of an environment variable holding the value
+    file: str | None = None  # file holding the value: relative to the working directory, else to the manifest
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ValueFrom:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+
+class SecretSpec(SpecModel):
+    secret_name: str | None = None  # defaults to metadata.name
+    description: str = ""
+    kms_key_id: str | None = None
+    value_from: ValueFrom
+    tags: dict[str, str] = {}
+
+
+def secret_name(manifest: Manifest) -> str:
+    spec: SecretSpec = manifest.spec
+    return spec.secret_name or manifest.metadata.name
+
+
+def secret_value(manifest: Manifest) -> str:
+    """The initial value, from the environment or a file: never from the spec text."""
+    source: ValueFrom = manifest.spec.value_from
+    if source.env is not None:
+        value = os.environ.get(source.env)
+        if not value:
+            raise PermanentError(str(manifest.key), f"set the environment variable {source.env} to create it")
+        return value
+    path = Path(str(source.file))
+    if not path.is_absolute() and not path.is_file():  # else relative to the manifest, like kustomize
+        path = Path(manifest.source.file).parent / path
+    if not path.is_file():
+        raise PermanentError(str(manifest.key), f"the value file {source.file} does not exist (looked in the "
+                             "working directory and next to the manifest): create it, then retry")
+    return path.read_text(encoding="utf-8").rstrip("\n")
+
+
+@register
+class SecretHandler(KindHandler):
+    kind = "Secret"
+    spec_model = SecretSpec
+
+    def references(self, manifest: Manifest) -> list[ResourceKey]:
+        return []
+
+    def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
+        spec: SecretSpec = manifest.spec
+        return {"description": spec.description, "kmsKeyId": spec.kms_key_id, "hasValue": True,
+                "tags": desired_tags(manifest, ctx.stack, spec.tags)}
+
+    def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
+        live = self._describe(secret_name(manifest), ctx, manifest.key)
+        return None if live is None or live.fields.get("scheduledForDeletion") else live
+
+    def _describe(self, name: str, ctx: Context, key: ResourceKey | None = None) -> LiveResource | None:
+        try:
+            meta = ctx.client("secretsmanager").describe_secret(SecretId=name)
+        except Exception as exc:
+            if error_code(exc) in _NOT_FOUND:
+                return None
+            raise
+        return self._live(meta, ctx, key)
+
+    def _live(self, meta: dict[str, Any], ctx: Context, key: ResourceKey | None = None) -> LiveResource:
+        tags = user_tags(tags_from_list(meta.get("Tags")))
+        # DescribeSecret says VersionIdsToStages; ListSecrets says SecretVersionsToStages.
+        stages = meta.get("VersionIdsToStages") or meta.get("SecretVersionsToStages") or {}
+        fields = {
+            "description": meta.get("Description", ""),
+            "kmsKeyId": meta.get("KmsKeyId"),
+            "hasValue": any("AWSCURRENT" in s for s in stages.values()),
+            "tags": tags,
+        }
+        if meta.get("DeletedDate"):
+            fields["scheduledForDeletion"] = True
+        name = meta["Name"]
+        resolved = key or owned_key(tags) or ResourceKey(kind=self.kind, name=name)
+        outputs = {"arn": meta["ARN"], "name": name}
+        return LiveResource(resolved, meta["ARN"], fields, outputs, tags, is_owned(tags, ctx.stack))
+
+    def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
+        sm = ctx.client("secretsmanager")
+        name = secret_name(manifest)
+        pending = self._describe(name, ctx, manifest.key)
+        if pending is not None:  # scheduled for deletion: bring it back rather than fail on the name
+            sm.restore_secret(SecretId=name)
+            live = self._describe(name, ctx, manifest.key)
+            assert live is not None
+            return self.update(manifest, live, desired, ["description", "kmsKeyId", "tags"], ctx)
+        extra = {"KmsKeyId": desired["kmsKeyId"]} if desired["kmsKeyId"] else {}
+        made = sm.create_secret(Name=name, Description=desired["description"], SecretString=secret_value(manifest),
+                                Tags=tags_to_list(desired["tags"]), **extra)
+        outputs = {"arn": made["ARN"], "name": name}
+        return LiveResource(manifest.key, made["ARN"], dict(desired), outputs, desired["tags"], True)
+
+    def update(
+        self, manifest: Manifest, live: LiveResource, desired: dict[str, Any], changed: list[str], ctx: Context
+    ) -> LiveResource:
+        sm = ctx.client("secretsmanager")
+        arn = live.physical_id
+        if "description" in changed or "kmsKeyId" in changed:
+            extra = {"KmsKeyId": desired["kmsKeyId"]} if desired["kmsKeyId"] else {}
+            sm.update_secret(SecretId=arn, Description=desired["description"], **extra)
+        if "hasValue" in changed:
+            sm.put_secret_value(SecretId=arn, SecretString=secret_value(manifest))
+        if "tags" in changed:
+            to_set, to_remove = tag_changes(desired["tags"], live.tags)
+            if to_set:
+                sm.tag_resource(SecretId=arn, Tags=tags_to_list(to_set))
+            if to_remove:
+                sm.untag_resource(SecretId=arn, TagKeys=to_remove)
+        fields = {**live.fields, **{c: desired[c] for c in changed}}
+        return LiveResource(live.key, arn, fields, live.outputs, desired["tags"], True)
+
+    def delete(self, live: LiveResource, ctx: Context) -> None:
+        ctx.client("secretsmanager").delete_secret(SecretId=live.physical_id,
+                                                   RecoveryWindowInDays=RECOVERY_WINDOW_DAYS)
+
+    def list_owned(self, ctx: Context) -> list[LiveResource]:
+        found = []
+        for page in ctx.client("secretsmanager").get_paginator("list_secrets").paginate():
+            for meta in page.get("SecretList", []):
+                live = self._live(meta, ctx)
+                if live.owned and not live.fields.get("scheduledForDeletion"):
+                    found.append(live)
+        return found
+
+    def replacement_impact(self, live: LiveResource, ctx: Context) -> str:
+        return f"secret {live.outputs['name']}: its value and every version of it"

@@ -1,0 +1,297 @@
+"""Kind ``Service``: an ECS service in the native CreateService shape, running a TaskDefinition on a Cluster.
+
+Registered with `controller.kinds.registry`; the reconciler calls the verbs. The spec holds CreateService's
+input (camelCase) with references instead of ARNs: ``clusterRef`` (Cluster), ``taskDefinitionRef``
+(TaskDefinition: its latest ACTIVE revision). ``networkConfiguration.awsvpcConfiguration`` names subnets and
+security groups, or says ``subnetsFrom: default-vpc`` to use the default VPC's subnets and its ``default``
+security group (the local environment: moto's default VPC has them, and CreateService with awsvpc refuses
+subnets or security groups that do not exist).
+
+Fields owned by others or invisible here are reported, never "fixed":
+- ``desiredCount`` belongs to Application Auto Scaling once a ScalingPolicy targets the service (the seed's
+  does): it is used at creation only.
+- ``capacityProviderStrategy`` is not returned by moto's DescribeServices after CreateService (it reports
+  launchType EC2), so it cannot be compared there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from controller.errors import PermanentError, TemporaryError
+from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.registry import register
+from controller.model import Manifest, ResourceKey
+from controller.normalize import sort_by, tags_from_list, tags_to_list, user_tags
+from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
+from controller.retrying import error_code
+from controller.specs.fields import SpecModel, in_range
+
+DEFAULT_VPC = "default-vpc"
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+class StrategyItem(SpecModel):
+    capacity_provider: Literal["FARGATE", "FARGATE_SPOT"]
+    weight: Annotated[int, AfterValidator(in_range(0, 1000))] = 0
+    base: Annotated[int, AfterValidator(in_range(0, 100000))] = 0
+
+
+class AwsVpcConfiguration(SpecModel):
+    subnets: list[str] = Field(default_factory=list, max_length=16)
+    security_groups: list[str] = Field(default_factory=list, max_length=5)
+    assign_public_ip: Literal["ENABLED", "DISABLED"] = "DISABLED"
+    subnets_from: Literal["default-vpc"] | None = None
+
+    @model_validator(mode="after")
+    def _subnets_given_once(self) -> AwsVpcConfiguration:
+        if self.subnets_from and (self.subnets or self.security_groups):
+            raise ValueError("set subnetsFrom or subnets/securityGroups, not both")
+        if not self.subnets_from and not (self.subnets and self.security_groups):
+            raise ValueError("awsvpc needs subnets and securityGroups (or subnetsFrom: default-vpc)")
+        return self
+
+
+class NetworkConfiguration(SpecModel):
+    awsvpc_configuration: AwsVpcConfiguration
+
+
+class ServiceSpec(SpecModel):
+    service_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    cluster_ref: str
+    task_definition_ref: str
+    desired_count: Annotated[int, AfterValidator(in_range(0, 5000))] = 1
+    capacity_provider_strategy: list[StrategyItem] = Field(min_length=1, max_length=20)
+    platform_version: str = "LATEST"
+    network_configuration: NetworkConfiguration
+    propagate_tags: Literal["SERVICE", "TASK_DEFINITION", "NONE"] = "SERVICE"
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _capacity(self) -> ServiceSpec:
+        if not any(s.weight for s in self.capacity_provider_strategy):
+            raise ValueError("capacityProviderStrategy: at least one provider needs a weight above 0")
+        return self
+
+
+def service_name(manifest: Manifest) -> str:
+    spec: ServiceSpec = manifest.spec
+    return spec.service_name or manifest.metadata.name
+
+
+def autoscaling_resource_id(cluster: str, service: str) -> str:
+    """Application Auto Scaling's ResourceId for an ECS service."""
+    return f"service/{cluster}/{service}"
+
+
+def default_vpc_network(ec2: Any) -> dict[str, Any]:
+    """Subnets of the default VPC and its ``default`` security group, or a PermanentError saying what to do."""
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}]).get("Vpcs", [])
+    if not vpcs:
+        raise PermanentError("Service", "subnetsFrom: default-vpc, but this account has no default VPC; name subnets")
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]).get("Subnets", [])
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}]
+    ).get("SecurityGroups", [])
+    return {
+        "subnets": sorted(s["SubnetId"] for s in subnets),
+        "securityGroups": sorted(g["GroupId"] for g in groups),
+    }
+
+
+def _network(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    vpc = (config or {}).get("awsvpcConfiguration")
+    if not vpc:
+        return None
+    return {
+        "awsvpcConfiguration": {
+            "subnets": sorted(vpc.get("subnets", [])),
+            "securityGroups": sorted(vpc.get("securityGroups", [])),
+            "assignPublicIp": vpc.get("assignPublicIp", "DISABLED"),
+        }
+    }
+
+
+def _strategy(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return sort_by(
+        (
+            {"capacityProvider": i["capacityProvider"], "weight": i.get("weight", 0), "base": i.get("base", 0)}
+            for i in items or []
+        ),
+        "capacityProvider",
+    )
+
+
+def _fields(service: dict[str, Any], cluster: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "serviceName": service["serviceName"],
+        "cluster": cluster,
+        "taskDefinition": service.get("taskDefinition"),
+        "desiredCount": service.get("desiredCount"),
+        "networkConfiguration": _network(service.get("networkConfiguration")),
+        "platformVersion": service.get("platformVersion") or "LATEST",
+        "propagateTags": service.get("propagateTags") or "NONE",
+    }
+    if "capacityProviderStrategy" in service:  # absent from moto's answer: leave the field out, not empty
+        fields["capacityProviderStrategy"] = _strategy(service["capacityProviderStrategy"])
+    return fields
+
+
+@register
+class ServiceKind(KindHandler):
+    kind = "Service"
+    spec_model = ServiceSpec
+    rules = {
+        "serviceName": FieldRule(FieldPolicy.IMMUTABLE, "ECS cannot rename a service"),
+        "cluster": FieldRule(FieldPolicy.IMMUTABLE, "a service cannot move to another cluster"),
+        "desiredCount": FieldRule(
+            FieldPolicy.IGNORED,
+            "owned by Application Auto Scaling (the ScalingPolicy targeting this service sets it between its"
+            " min and max); the spec's value is used only when the service is created",
+        ),
+        "capacityProviderStrategy": FieldRule(
+            FieldPolicy.UNOBSERVABLE,
+            "moto's DescribeServices does not return capacityProviderStrategy after CreateService (it reports"
+            " launchType EC2); applied at creation, not compared",
+        ),
+    }
+
+    def references(self, manifest: Manifest) -> list[ResourceKey]:
+        spec: ServiceSpec = manifest.spec
+        return [
+            ResourceKey(kind="Cluster", name=spec.cluster_ref),
+            ResourceKey(kind="TaskDefinition", name=spec.task_definition_ref),
+        ]
+
+    def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
+        spec: ServiceSpec = manifest.spec
+        vpc = spec.network_configuration.awsvpc_configuration
+        network = {"subnets": vpc.subnets, "securityGroups": vpc.security_groups}
+        if vpc.subnets_from == DEFAULT_VPC:
+            network = default_vpc_network(ctx.client("ec2"))
+        fields = _fields(
+            {
+                "serviceName": service_name(manifest),
+                "taskDefinition": ctx.output(ResourceKey(kind="TaskDefinition", name=spec.task_definition_ref)),
+                "desiredCount": spec.desired_count,
+                "networkConfiguration": {"awsvpcConfiguration": {**network, "assignPublicIp": vpc.assign_public_ip}},
+                "platformVersion": spec.platform_version,
+                "propagateTags": spec.propagate_tags,
+                "capacityProviderStrategy": [s.model_dump(by_alias=True) for s in spec.capacity_provider_strategy],
+            },
+            self._cluster(manifest, ctx),
+        )
+        return {**fields, "tags": desired_tags(manifest, ctx.stack, spec.tags)}
+
+    def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
+        cluster = self._cluster(manifest, ctx)
+        if not _CLUSTER_NAME.fullmatch(cluster):
+            return None  # a dry run: the cluster is not created yet, so neither is the service
+        return self._find(ctx, cluster, service_name(manifest), manifest.key)
+
+    def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
+        args: dict[str, Any] = {
+            "cluster": desired["cluster"],
+            "serviceName": desired["serviceName"],
+            "taskDefinition": desired["taskDefinition"],
+            "desiredCount": desired["desiredCount"],
+            "networkConfiguration": desired["networkConfiguration"],
+            "platformVersion": desired["platformVersion"],
+            "propagateTags": desired["propagateTags"],
+            "capacityProviderStrategy": desired["capacityProviderStrategy"],
+            "schedulingStrategy": "REPLICA",
+            "tags": tags_to_list(desired["tags"], "key", "value"),
+        }
+        ctx.client("ecs").create_service(**args)
+        return self._reread(manifest, ctx, desired)
+
+    def update(
+        self, manifest: Manifest, live: LiveResource, desired: dict[str, Any], changed: list[str], ctx: Context
+    ) -> LiveResource:
+        ecs = ctx.client("ecs")
+        # desiredCount (IGNORED) and capacityProviderStrategy (UNOBSERVABLE) never arrive in `changed`.
+        args = {name: desired[name] for name in changed if name in _UPDATABLE}
+        if args:
+            ecs.update_service(cluster=desired["cluster"], service=live.physical_id, **args)
+        if "tags" in changed:
+            to_set, to_remove = tag_changes(desired["tags"], live.tags)
+            if to_set:
+                ecs.tag_resource(resourceArn=live.physical_id, tags=tags_to_list(to_set, "key", "value"))
+            if to_remove:
+                ecs.untag_resource(resourceArn=live.physical_id, tagKeys=to_remove)
+        return self._reread(manifest, ctx, desired)
+
+    def delete(self, live: LiveResource, ctx: Context) -> None:
+        ecs = ctx.client("ecs")
+        try:
+            ecs.delete_service(cluster=live.fields["cluster"], service=live.physical_id, force=True)
+        except Exception as exc:
+            if error_code(exc) not in ("ServiceNotFoundException", "ServiceNotActiveException"):
+                raise
+
+    def list_owned(self, ctx: Context) -> list[LiveResource]:
+        ecs = ctx.client("ecs")
+        owned: list[LiveResource] = []
+        for page in ecs.get_paginator("list_clusters").paginate():
+            for cluster_arn in page.get("clusterArns", []):
+                cluster = cluster_arn.rsplit("/", 1)[-1]
+                arns = [
+                    a for p in ecs.get_paginator("list_services").paginate(cluster=cluster) for a in p["serviceArns"]
+                ]
+                for start in range(0, len(arns), 10):
+                    found = ecs.describe_services(cluster=cluster, services=arns[start : start + 10], include=["TAGS"])
+                    for service in found.get("services", []):
+                        live = self._live(service, cluster, None, ctx)
+                        if service.get("status") == "ACTIVE" and live.owned:
+                            owned.append(live)
+        return owned
+
+    def replacement_impact(self, live: LiveResource, ctx: Context) -> str:
+        return (
+            f"service {live.fields['serviceName']}: its running tasks are stopped (in-flight jobs are released to"
+            " the queue) and it is unavailable until the new service's tasks start"
+        )
+
+    def _cluster(self, manifest: Manifest, ctx: Context) -> str:
+        spec: ServiceSpec = manifest.spec
+        return ctx.output(ResourceKey(kind="Cluster", name=spec.cluster_ref), "name")
+
+    def _find(self, ctx: Context, cluster: str, name: str, key: ResourceKey | None) -> LiveResource | None:
+        try:
+            found = ctx.client("ecs").describe_services(cluster=cluster, services=[name], include=["TAGS"])
+        except Exception as exc:
+            if error_code(exc) == "ClusterNotFoundException":
+                return None
+            raise
+        active = [s for s in found.get("services", []) if s.get("status") == "ACTIVE"]
+        return self._live(active[0], cluster, key, ctx) if active else None
+
+    def _live(self, service: dict[str, Any], cluster: str, key: ResourceKey | None, ctx: Context) -> LiveResource:
+        tags = user_tags(tags_from_list(service.get("tags")))
+        name = service["serviceName"]
+        return LiveResource(
+            key=key or owned_key(tags) or ResourceKey(kind="Service", name=name),
+            physical_id=service["serviceArn"],
+            fields={**_fields(service, cluster), "tags": tags},
+            outputs={
+                "arn": service["serviceArn"],
+                "name": name,
+                "cluster": cluster,
+                "resourceId": autoscaling_resource_id(cluster, name),
+            },
+            tags=tags,
+            owned=is_owned(tags, ctx.stack),
+        )
+
+    def _reread(self, manifest: Manifest, ctx: Context, desired: dict[str, Any]) -> LiveResource:
+        live = self._find(ctx, desired["cluster"], desired["serviceName"], manifest.key)
+        if live is None:
+            raise TemporaryError(str(manifest.key), "service not visible yet after the write", delay=2)
+        return live
+
+
+_UPDATABLE = ("taskDefinition", "networkConfiguration", "platformVersion", "propagateTags")

@@ -1,0 +1,177 @@
+"""One invocation's work: decide every record, then forward, defer or dead-letter it (called by `gate.handler`).
+
+Outcome per record (ARCHITECTURE.md decisions 1, 3, 4 and 5):
+
+- invalid (bad JSON, oversize, contract): copy to the ingress DLQ with an ``error`` attribute; done once queued.
+- admitted: forward to the FIFO queue; done once sent, then marked forwarded in Redis.
+- throttled or breaker open: re-send a copy to the ingress queue with ``DelaySeconds`` = the wait (its reserved
+  slot, at most 900 s: a longer wait hops again); done once the copy is queued. The copy is a new message, so
+  the receive count that drives the DLQ never grows.
+- already forwarded (a redelivery): done, nothing sent.
+- Redis unreachable or slow: fail closed, defer a copy with exponential backoff and jitter (never the DLQ);
+  with the dangerous fail-open switch, forward unlimited instead.
+- any send that fails: reported as a batch item failure, so SQS redelivers the original.
+
+Records sharing one identity in a batch (the same job twice) are decided once and share the first one's fate.
+Powertools' BatchProcessor is not used: it calls a handler per record and learns of failures by exceptions,
+while the gate decides the whole batch in one Redis round trip and sends in batches of ten.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from common import aws
+from gate import telemetry
+from gate.errors import LimiterUnavailable
+from gate.forwarder import MAX_DELAY_S, Outgoing, Sender, dead_letter, deferred_copy, forwarded
+from gate.limiter import Decision, Limiter, LimitRequest, Status
+from gate.records import Inbound, parse_record
+from gate.settings import GateSettings
+from gate.telemetry import logger
+
+_RESERVED = frozenset({Status.DEFERRED_RESERVED, Status.DEFERRED_EARLY})
+_THROTTLED = frozenset({Status.DEFERRED_RESERVED, Status.DEFERRED_EARLY, Status.DEFERRED_UNRESERVED})
+
+
+class Gate:
+    """The gate with its collaborators; built once per cold start and reused by every invocation."""
+
+    def __init__(self, settings: GateSettings, limiter: Limiter, sender: Sender, rng: random.Random | None = None):
+        self.settings = settings
+        self.limiter = limiter
+        self.sender = sender
+        self.rng = rng or random.Random()
+
+    @classmethod
+    def from_settings(cls, settings: GateSettings) -> Gate:
+        return cls(settings, Limiter.from_settings(settings), Sender(aws.client("sqs")))
+
+    def process(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Handle one event's records; return the message ids to report as batch item failures."""
+        counts: Counter[str] = Counter()
+        inbound = _parse_all(records)
+        failures = self.sender.send(self.settings.ingress_dlq_url, [dead_letter(i) for i in inbound if i.job is None])
+        counts[telemetry.INVALID] += sum(1 for i in inbound if i.job is None and i.message_id not in failures)
+        primaries, followers = _split_duplicates([i for i in inbound if i.job is not None])
+        failures |= self._admit(primaries, counts)
+        failures |= {f.message_id for f, primary in followers if primary in failures}
+        counts[telemetry.ERRORS] += len(failures)
+        telemetry.publish(counts)
+        return [i.message_id for i in inbound if i.message_id in failures]
+
+    def _admit(self, jobs: list[Inbound], counts: Counter[str]) -> set[str]:
+        if not jobs:
+            return set()
+        try:
+            decisions = self.limiter.decide_batch([_request(i) for i in jobs])
+        except LimiterUnavailable as exc:
+            counts[telemetry.ERRORS] += 1
+            return self._limiter_down(jobs, exc, counts)
+        to_forward: list[Outgoing] = []
+        to_defer: list[Outgoing] = []
+        for job, decision in zip(jobs, decisions, strict=True):
+            self._log(job, decision)
+            if decision.status is Status.DUPLICATE:
+                counts[telemetry.DUPLICATE] += 1
+            elif decision.allowed:
+                counts[telemetry.ALLOWED] += 1
+                to_forward.append(self._forwarded(job, decision))
+            else:
+                counts[telemetry.BREAKER if decision.status is Status.BREAKER_OPEN else telemetry.REJECTED] += 1
+                to_defer.append(_deferral(job, decision))
+        failed = self._defer(to_defer, counts)
+        return failed | self._forward(to_forward)
+
+    def _forwarded(self, job: Inbound, decision: Decision) -> Outgoing:
+        assert job.job is not None
+        moment = datetime.fromtimestamp(decision.now_us / 1e6, UTC)
+        return forwarded(job, job.job, job.identity, at=moment, remaining=decision.remaining,
+                         version=self.settings.rate_limiter_version)
+
+    def _forward(self, messages: list[Outgoing]) -> set[str]:
+        failed = self.sender.send(self.settings.workflows_queue_url, messages)
+        sent = {m.record_id for m in messages} - failed
+        identities = [m.identity for m in messages if m.record_id in sent and m.identity]
+        try:
+            self.limiter.mark_forwarded(identities, self.settings.forwarded_mark_ttl_s)
+        except LimiterUnavailable as exc:
+            logger.warning("forwarded jobs not marked; FIFO deduplication still covers 5 minutes",
+                           extra={"error": str(exc)})
+        return failed
+
+    def _defer(self, messages: list[Outgoing], counts: Counter[str]) -> set[str]:
+        failed = self.sender.send(self.settings.ingress_queue_url, messages)
+        counts[telemetry.DEFERRED] += len(messages) - len(failed)
+        return failed
+
+    def _limiter_down(self, jobs: list[Inbound], exc: LimiterUnavailable, counts: Counter[str]) -> set[str]:
+        if self.settings.gate_fail_open:
+            logger.error("Redis unavailable; FAIL-OPEN is on: forwarding without a limit", extra={"error": str(exc)})
+            moment = datetime.now(UTC)
+            return self._forward([
+                forwarded(j, j.job, j.identity, at=moment, remaining=-1, version=self.settings.rate_limiter_version)
+                for j in jobs if j.job is not None
+            ])
+        copies = []
+        for job in jobs:
+            delay = self._backoff(job.deferrals)
+            telemetry.log_decision(False, delay, 0, status="limiter_unavailable", **_fields(job))
+            copies.append(deferred_copy(job, delay_s=delay, reason="limiter_unavailable", reserved_slot=None))
+        logger.error("Redis unavailable; deferring the batch (fail closed)",
+                     extra={"error": str(exc), "records": len(jobs)})
+        return self._defer(copies, counts)
+
+    def _backoff(self, deferrals: int) -> int:
+        """Exponential in the job's deferrals, equal jitter, between 1 s and the configured maximum."""
+        ceiling = min(self.settings.redis_backoff_max_s, self.settings.redis_backoff_base_s << min(deferrals, 10))
+        return max(1, round(ceiling / 2 + self.rng.uniform(0, ceiling / 2)))
+
+    def _log(self, job: Inbound, decision: Decision) -> None:
+        slot = decision.reserved_slot if decision.status in _RESERVED else None
+        telemetry.log_decision(
+            decision.allowed, decision.retry_after, decision.remaining, status=decision.status.name.lower(),
+            reserved_slot=slot.isoformat() if slot else None, **_fields(job),
+        )
+
+
+def _fields(job: Inbound) -> dict[str, Any]:
+    assert job.job is not None
+    return {"message_id": job.message_id, "origin_message_id": job.origin_message_id,
+            "creator_id": job.job.creator_id, "action": job.job.action.value, "gate_deferrals": job.deferrals}
+
+
+def _request(job: Inbound) -> LimitRequest:
+    assert job.job is not None
+    return LimitRequest(job.identity, job.job.creator_id, job.job.user_id, job.job.action.value)
+
+
+def _deferral(job: Inbound, decision: Decision) -> Outgoing:
+    reason = "breaker_open" if decision.status is Status.BREAKER_OPEN else "rate_limited"
+    slot = decision.reserved_slot if decision.status in _RESERVED else None
+    return deferred_copy(job, delay_s=min(MAX_DELAY_S, decision.retry_after), reason=reason, reserved_slot=slot)
+
+
+def _parse_all(records: Sequence[Mapping[str, Any]]) -> list[Inbound]:
+    parsed = []
+    for record in records:
+        try:
+            parsed.append(parse_record(record))
+        except (KeyError, TypeError, AttributeError):
+            logger.error("event record without messageId ignored: not an SQS record")
+    return parsed
+
+
+def _split_duplicates(jobs: list[Inbound]) -> tuple[list[Inbound], list[tuple[Inbound, str]]]:
+    """First record of each identity, and (later record, first record's message id) pairs."""
+    first: dict[str, Inbound] = {}
+    followers: list[tuple[Inbound, str]] = []
+    for job in jobs:
+        primary = first.setdefault(job.identity, job)
+        if primary is not job:
+            followers.append((job, primary.message_id))
+    return list(first.values()), followers

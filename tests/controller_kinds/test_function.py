@@ -1,0 +1,138 @@
+"""Function kind against moto: CodeSha256 comparison, UpdateFunctionCode only on change, config drift.
+
+Most tests ship a tiny package written into tmp_path; one builds the real gate zip (wheels cached in .cache).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from common import aws
+from controller.kinds.registry import handler
+from controller.packaging import REPO_ROOT
+
+QUEUE_URL = "http://localhost/123456789012/huntaze-hybrid-workflows.fifo"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    pkg = tmp_path / "tinygate"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "handler.py").write_text("def handler(event, context):\n    return {'batchItemFailures': []}\n")
+    return pkg
+
+
+@pytest.fixture
+def role(kit: Any) -> str:
+    arn: str = aws.client("iam").create_role(RoleName="gate", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    kit.resolve("Role", "huntaze-gate", arn=arn)
+    kit.resolve("Queue", "huntaze-hybrid-workflows.fifo", url=QUEUE_URL, arn="arn:aws:sqs:us-east-1:1:q")
+    return arn
+
+
+def _spec(package: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "functionName": "huntaze-rate-limiter",
+        "code": {"packages": [str(package)]},
+        "handler": "tinygate.handler.handler",
+        "roleRef": "huntaze-gate",
+        "memorySize": 256,
+        "timeout": 30,
+        "environment": {
+            "HUNTAZE_WORKFLOWS_QUEUE_URL": {
+                "valueFrom": {"queueRef": "huntaze-hybrid-workflows.fifo", "output": "url"}
+            },
+            "HUNTAZE_RATE_LIMITS": "global=10/60s",
+        },
+        "reservedConcurrency": 5,
+        **extra,
+    }
+
+
+def test_function_create_then_read_has_no_diff(kit: Any, package: Path, role: str) -> None:
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package))
+    live = kit.reconcile(m)
+    assert live.owned and live.fields["role"] == role
+    assert live.fields["environment"]["HUNTAZE_WORKFLOWS_QUEUE_URL"] == QUEUE_URL
+    assert live.fields["reservedConcurrency"] == 5 and live.fields["architecture"] == "arm64"
+    assert not kit.delta(m).has_drift
+
+
+def test_function_same_zip_makes_no_update_function_code_call(kit: Any, package: Path, role: str) -> None:
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package))
+    kit.reconcile(m)
+    writes = kit.writes("lambda")
+    kit.reconcile(m)
+    assert writes.calls == []
+
+
+def test_function_changed_source_updates_code_only(kit: Any, package: Path, role: str) -> None:
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package))
+    before = kit.reconcile(m).fields["codeSha256"]
+    (package / "handler.py").write_text("def handler(event, context):\n    return {'batchItemFailures': [1]}\n")
+    assert kit.delta(m).changed_fields == ["codeSha256"]
+    writes = kit.writes("lambda")
+    after = kit.reconcile(m).fields["codeSha256"]
+    assert writes.calls == ["UpdateFunctionCode"]
+    assert after != before
+    assert not kit.delta(m).has_drift
+
+
+def test_function_config_changed_behind_controller_is_repaired(kit: Any, package: Path, role: str) -> None:
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package))
+    kit.reconcile(m)
+    lam = aws.client("lambda")
+    lam.update_function_configuration(FunctionName="huntaze-rate-limiter", Timeout=3, Environment={"Variables": {}})
+    lam.delete_function_concurrency(FunctionName="huntaze-rate-limiter")
+    assert set(kit.delta(m).changed_fields) == {"timeout", "environment", "reservedConcurrency"}
+    writes = kit.writes("lambda")
+    kit.reconcile(m)
+    assert writes.calls == ["UpdateFunctionConfiguration", "PutFunctionConcurrency"]
+    assert not kit.delta(m).has_drift
+
+
+def test_function_list_owned_and_delete(kit: Any, package: Path, role: str) -> None:
+    live = kit.reconcile(kit.manifest("Function", "huntaze-rate-limiter", _spec(package)))
+    assert [str(o.key) for o in handler("Function").list_owned(kit.ctx)] == ["Function/huntaze-rate-limiter"]
+    handler("Function").delete(live, kit.ctx)
+    assert handler("Function").list_owned(kit.ctx) == []
+
+
+def test_function_real_gate_zip_deploys_and_is_stable(kit: Any, role: str) -> None:
+    spec = {
+        "functionName": "huntaze-rate-limiter",
+        "code": {"packages": ["gate", "common"], "requirements": "gate/requirements.txt"},
+        "roleRef": "huntaze-gate",
+        "timeout": 60,
+    }
+    m = kit.manifest("Function", "huntaze-rate-limiter", spec)
+    live = kit.reconcile(m)
+    assert live.fields["handler"] == "gate.handler.handler" and live.fields["runtime"] == "python3.12"
+    assert (REPO_ROOT / "gate" / "handler.py").is_file()
+    writes = kit.writes("lambda")
+    kit.reconcile(m)
+    assert writes.calls == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"timeout": 901}, r"must be 1\.\.900"),
+        ({"memorySize": 64}, r"must be 128\.\.10240"),
+        ({"roleArn": "arn:aws:iam::1:role/x"}, "exactly one of roleRef or roleArn"),
+        ({"environment": {"AWS_REGION": "x"}}, "Lambda reserves AWS_REGION"),
+    ],
+)
+def test_function_spec_out_of_bounds_is_rejected(change: dict[str, Any], message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=message):
+        handler("Function").spec_model.model_validate({**_spec(tmp_path), **change})

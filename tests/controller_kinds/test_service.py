@@ -1,0 +1,128 @@
+"""Service kind against moto: default-VPC networking, ignored desiredCount, unobservable capacity strategy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from common import aws
+from controller.diff import Verdict
+from controller.kinds.registry import handler
+
+CLUSTER: dict[str, Any] = {
+    "defaultCapacityProviderStrategy": [
+        {"capacityProvider": "FARGATE_SPOT", "weight": 70},
+        {"capacityProvider": "FARGATE", "weight": 30},
+    ]
+}
+TASK: dict[str, Any] = {
+    "family": "huntaze-onlyfans-scraper",
+    "cpu": 1024,
+    "memory": 2048,
+    "containerDefinitions": [{"name": "playwright-scraper", "image": "scraper:1"}],
+}
+SERVICE: dict[str, Any] = {
+    "serviceName": "huntaze-onlyfans-scraper",
+    "clusterRef": "huntaze",
+    "taskDefinitionRef": "huntaze-onlyfans-scraper",
+    "desiredCount": 1,
+    "capacityProviderStrategy": [
+        {"capacityProvider": "FARGATE_SPOT", "weight": 70},
+        {"capacityProvider": "FARGATE", "weight": 30},
+    ],
+    "networkConfiguration": {"awsvpcConfiguration": {"subnetsFrom": "default-vpc"}},
+}
+
+
+def _stack(kit: Any, service: dict[str, Any] | None = None) -> Any:
+    kit.reconcile(kit.manifest("Cluster", "huntaze", CLUSTER))
+    kit.reconcile(kit.manifest("TaskDefinition", "huntaze-onlyfans-scraper", TASK))
+    m = kit.manifest("Service", "huntaze-onlyfans-scraper", service or SERVICE)
+    return m, kit.reconcile(m)
+
+
+def test_service_create_on_default_vpc_then_read_has_no_drift(kit: Any) -> None:
+    m, live = _stack(kit)
+    vpc = live.fields["networkConfiguration"]["awsvpcConfiguration"]
+    assert vpc["subnets"] and vpc["securityGroups"] and live.owned
+    assert live.outputs["resourceId"] == "service/huntaze/huntaze-onlyfans-scraper"
+    delta = kit.delta(m)
+    assert not delta.has_drift, delta.as_dict()
+    writes = kit.writes("ecs")
+    kit.reconcile(m)
+    assert writes.calls == []
+
+
+def test_service_capacity_strategy_missing_from_moto_is_reported_unobservable(kit: Any) -> None:
+    m, live = _stack(kit)
+    assert "capacityProviderStrategy" not in live.fields  # moto drops it after CreateService
+    [field] = [f for f in kit.delta(m).fields if f.path == "capacityProviderStrategy"]
+    assert field.verdict is Verdict.UNOBSERVABLE
+    assert "moto" in field.reason and "DescribeServices" in field.reason
+
+
+def test_service_desired_count_changed_by_autoscaling_is_ignored_with_reason(kit: Any) -> None:
+    m, _ = _stack(kit)
+    aws.client("ecs").update_service(cluster="huntaze", service="huntaze-onlyfans-scraper", desiredCount=7)
+    delta = kit.delta(m)
+    [field] = [f for f in delta.fields if f.path == "desiredCount"]
+    assert (field.verdict, field.desired, field.live) == (Verdict.IGNORED, 1, 7)
+    assert "Application Auto Scaling" in field.reason
+    writes = kit.writes("ecs")
+    kit.reconcile(m)
+    assert writes.calls == []
+    assert not delta.has_drift
+
+
+def test_service_network_changed_behind_controller_is_repaired(kit: Any) -> None:
+    m, live = _stack(kit)
+    vpc = live.fields["networkConfiguration"]["awsvpcConfiguration"]
+    aws.client("ecs").update_service(
+        cluster="huntaze",
+        service="huntaze-onlyfans-scraper",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": vpc["subnets"][:1],
+                "securityGroups": vpc["securityGroups"],
+                "assignPublicIp": "ENABLED",
+            }
+        },
+    )
+    assert kit.delta(m).changed_fields == ["networkConfiguration"]
+    writes = kit.writes("ecs")
+    kit.reconcile(m)
+    assert writes.calls == ["UpdateService"]
+    assert not kit.delta(m).has_drift
+
+
+def test_service_new_task_definition_revision_rolls_the_service(kit: Any) -> None:
+    m, _ = _stack(kit)
+    changed = {**TASK, "containerDefinitions": [{"name": "playwright-scraper", "image": "scraper:2"}]}
+    revision = kit.reconcile(kit.manifest("TaskDefinition", "huntaze-onlyfans-scraper", changed))
+    assert [d.top for d in kit.delta(m).drift] == ["taskDefinition"]
+    live = kit.reconcile(m)
+    assert live.fields["taskDefinition"] == revision.outputs["arn"]
+
+
+def test_service_list_owned_and_delete(kit: Any) -> None:
+    _, live = _stack(kit)
+    owned = handler("Service").list_owned(kit.ctx)
+    assert [str(o.key) for o in owned] == ["Service/huntaze-onlyfans-scraper"]
+    handler("Service").delete(live, kit.ctx)
+    assert handler("Service").list_owned(kit.ctx) == []
+
+
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [
+        ({"subnets": ["subnet-1"]}, "subnets and securityGroups"),
+        ({"subnetsFrom": "default-vpc", "subnets": ["subnet-1"]}, "not both"),
+    ],
+)
+def test_service_spec_incomplete_network_is_rejected(network: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        handler("Service").spec_model.model_validate(
+            {**SERVICE, "networkConfiguration": {"awsvpcConfiguration": network}}
+        )

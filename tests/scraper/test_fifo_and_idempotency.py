@@ -1,0 +1,99 @@
+"""FIFO order per creator under concurrency, group release after a failure, idempotent redelivery, and the
+breaker stopping the receive loop (through the real worker, moto, Redis and the stand-in)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from scraper_testkit import Plane, job, run_worker
+
+from standin import Faults, RateLimitFault
+
+
+def test_worker_fifo_under_concurrency_keeps_order_per_creator(plane: Plane, standin: Any,
+                                                              make_settings: Any) -> None:
+    standin.set_faults(Faults(latency_ms=15))
+    creators = ["ann", "ben", "cat", "dan"]
+    for n in range(6):
+        for creator in creators:
+            plane.send(job("send_message", creator, n=n, text=f"{creator}-{n}"))
+    run_worker(make_settings(concurrency=3), until=lambda w: len(standin.state.messages()) == 24
+               and plane.counts() == (0, 0), timeout_s=90)
+
+    for creator in creators:
+        texts = [m.text for m in standin.state.messages() if m.creator_id == creator]
+        assert texts == [f"{creator}-{n}" for n in range(6)]
+
+
+def test_worker_failure_in_group_releases_later_messages_unprocessed(plane: Plane, standin: Any,
+                                                                     make_settings: Any) -> None:
+    standin.set_faults(Faults(rate_limit=RateLimitFault(limit=1, window_s=300, retry_after_s=1)))
+    for n in range(4):
+        plane.send(job("send_message", "grp", n=n, text=f"grp-{n}"))
+    worker = run_worker(make_settings(), until=lambda w: len(standin.state.messages()) == 1
+                        and w.jobs_finished >= 2, timeout_s=30)
+    # The second message got the 429; the third and fourth of that batch were released, never attempted.
+    assert standin.state.stats()["by_status"] == {"201": 1, "429": 1}
+    assert worker.jobs_finished == 2
+
+    standin.set_faults(Faults())
+    run_worker(make_settings(), until=lambda w: len(standin.state.messages()) == 4 and plane.counts() == (0, 0),
+               timeout_s=30)
+    assert [m.text for m in standin.state.messages()] == [f"grp-{n}" for n in range(4)]
+
+
+def test_worker_redelivered_done_job_is_deleted_not_rerun(plane: Plane, standin: Any,
+                                                          make_settings: Any) -> None:
+    original = job("send_message", "idem", text="only once")
+    first = plane.send(original, origin="ingress-1")
+    run_worker(make_settings(), until=lambda w: plane.result_keys() != [] and plane.counts() == (0, 0))
+    (key,) = plane.result_keys()
+    stored = plane.read_json(key)
+    assert stored["message_id"] == "ingress-1" != first
+
+    plane.send(original, origin="ingress-1")  # the same job delivered again (new SQS message, same identity)
+    worker = run_worker(make_settings(), until=lambda w: w.jobs_finished == 1 and plane.counts() == (0, 0))
+    assert worker.jobs_finished == 1
+    assert [m.text for m in standin.state.messages()] == ["only once"]
+    assert plane.result_keys() == [key] and plane.read_json(key) == stored
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def test_worker_breaker_opens_after_five_429s_blocks_receiving_then_probes(
+        plane: Plane, standin: Any, make_settings: Any) -> None:
+    standin.set_faults(Faults(rate_limit=RateLimitFault(limit=0, window_s=60, retry_after_s=1)))
+    for n in range(5):
+        plane.send(job("get_messages", f"c{n}"))
+    clock = StepClock()
+    seen: dict[str, int] = {}
+
+    def blocked(worker: Any) -> bool:
+        if worker.metrics.totals.get("circuit_breaker_open_count") != 1:
+            return False
+        seen.setdefault("receives", worker.receives)
+        seen.setdefault("waits", worker.breaker_waits)
+        return worker.breaker_waits >= seen["waits"] + 5
+
+    def phases(worker: Any) -> bool:
+        if "probed" in seen:
+            return len(plane.result_keys()) == 5 and plane.counts() == (0, 0)
+        if blocked(worker):
+            # Open: five 429s and not one receive since. Now let the open period pass on the injected clock.
+            assert standin.state.stats()["by_status"] == {"429": 5}
+            assert worker.receives == seen["receives"]
+            standin.set_faults(Faults())
+            clock.offset += 61
+            seen["probed"] = 1
+        return False
+
+    worker = run_worker(make_settings(concurrency=1), until=phases, clock=clock, timeout_s=60)
+    assert worker.metrics.totals["circuit_breaker_open_count"] == 1
+    assert standin.state.stats()["by_status"]["200"] == 5
