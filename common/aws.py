@@ -66,6 +66,20 @@ def client(service: str, *, region: str | None = None, endpoint_url: str | None 
         return made
 
 
+def add_event_hook(event_name: str, handler: Any) -> None:
+    """Register a botocore event handler (e.g. ``before-call``) on every client, cached or made later.
+
+    Used to count API calls (the controller's zero-writes check) and by tests; handlers must be thread-safe.
+    """
+    global _session  # noqa: PLW0603
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        _session.events.register(event_name, handler)
+        for cached in _clients.values():
+            cached.meta.events.register(event_name, handler)
+
+
 def clear_client_cache() -> None:
     """Forget cached clients and the session (tests, or after credentials change)."""
     global _session  # noqa: PLW0603

@@ -8,6 +8,7 @@ starts on a free 127.0.0.1 port, is ready when it answers, and is stopped (then 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -23,10 +24,21 @@ from types import TracebackType
 from typing import Self
 
 LOOPBACK = "127.0.0.1"
+PR_SET_PDEATHSIG = 1
 
 
 class ServiceError(RuntimeError):
     """A local server could not start. The message says what to install or check."""
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the process that started us dies, so no server outlives a killed test run.
+
+    (Linux prctl PR_SET_PDEATHSIG; it follows the starting *thread*, so servers are started from long-lived threads.)
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from controller.specs import LoadedStack, LoadOptions, load
 from localplane.services import MotoServer
 
 REPO = Path(__file__).resolve().parents[2]
+_UNKNOWN_VARIABLE = re.compile(r"unknown variable \$\{(\w+)\}")
 WRITE_PREFIXES = ("Create", "Put", "Update", "Delete", "Register", "Tag", "Untag", "Set", "Attach", "Detach",
                   "Subscribe", "Associate", "Restore", "Add", "Remove")
 
@@ -82,6 +84,19 @@ def synthetic_stack(root: Path, size: int) -> Path:
     return path
 
 
+def load_with_placeholders(paths: list[str], variables: dict[str, str]) -> LoadedStack:
+    """Load; deploy-time variables other than ENV/AWS_* (a Redis URL...) get placeholder values."""
+    extra: dict[str, str] = {}
+    while True:
+        try:
+            return load(LoadOptions(paths, "local", {**variables, **extra}))
+        except SpecError as exc:
+            names = {m for p in exc.problems for m in _UNKNOWN_VARIABLE.findall(p)} - set(extra)
+            if not names:
+                raise
+            extra.update({n: f"http://127.0.0.1:9/{n.lower()}" for n in names})
+
+
 def measure(name: str, stack: LoadedStack, ctx_factory: Callable[[], Context], counter: Counter,
             concurrency: int) -> Figures:
     options = ApplyOptions(concurrency=concurrency)
@@ -121,24 +136,22 @@ def main() -> None:
         counter = Counter()
         common.aws.clear_client_cache()
         account = common.aws.client("sts").get_caller_identity()["Account"]
-        assert common.aws._session is not None
-        common.aws._session.events.register("before-call", counter.record)
-        common.aws._clients.clear()
+        common.aws.add_event_hook("before-call", counter.record)
         variables = {"ENV": "local", "AWS_REGION": "us-east-1", "AWS_ACCOUNT_ID": account}
 
         def ctx() -> Context:
             return Context(stack="bench", region="us-east-1", account_id=account, client=common.aws.client)
 
-        stacks = [("basic (tests)", REPO / "tests/controller/stacks/basic")]
+        stacks: list[tuple[str, list[Path]]] = [("basic (tests)", [REPO / "tests/controller/stacks/basic"])]
         if any((REPO / "manifests").rglob("*.yaml")):
-            stacks.append(("full (manifests/)", REPO / "manifests"))
-        stacks += [(f"synthetic-{n}", synthetic_stack(Path(tmp), int(n))) for n in args.sizes.split(",")]
+            stacks.append(("full stack", [REPO / "manifests", REPO / "ecs-specs"]))
+        stacks += [(f"synthetic-{n}", [synthetic_stack(Path(tmp), int(n))]) for n in args.sizes.split(",")]
         rows = []
-        for name, path in stacks:
+        for name, paths in stacks:
             server.reset()
             counter.take()
             try:
-                loaded = load(LoadOptions([str(path)], "local", variables))
+                loaded = load_with_placeholders([str(p) for p in paths if p.is_dir()], variables)
             except SpecError as exc:
                 print(f"  skipped {name}: its specs do not load:\n    " + "\n    ".join(exc.problems), flush=True)
                 continue

@@ -23,7 +23,7 @@ import common.aws
 from controller.cli import main
 from controller.errors import SpecError
 from controller.model import Manifest
-from controller.specs import LoadOptions, load
+from controller.specs import LoadedStack, LoadOptions, load
 
 HERE = Path(__file__).parent
 BASIC_STACK = HERE / "stacks" / "basic"
@@ -60,11 +60,7 @@ def install_call_log() -> CallLog:
     """Hook every client made from now on by `common.aws.client` (the cache must be empty)."""
     log = CallLog()
     common.aws.clear_client_cache()
-    common.aws.client("sts")  # creates the shared session
-    session = common.aws._session
-    assert session is not None
-    session.events.register("before-call", log.record)
-    common.aws._clients.clear()  # drop the sts client made before the hook (keep the hooked session)
+    common.aws.add_event_hook("before-call", log.record)
     return log
 
 
@@ -115,8 +111,12 @@ _UNKNOWN_VARIABLE = re.compile(r"unknown variable \$\{(\w+)\}")
 class FullStack:
     """The whole stack of the repo (manifests/ + ecs-specs/) and the huntazectl arguments that load it."""
 
-    manifests: list[Manifest]
+    loaded: LoadedStack
     args: list[str]  # -f ... --var ...
+
+    @property
+    def manifests(self) -> list[Manifest]:
+        return self.loaded.manifests
 
     def kinds(self) -> set[str]:
         return {m.kind for m in self.manifests}
@@ -138,7 +138,7 @@ def load_full_stack() -> FullStack:
                 raise
             extra.update({n: f"http://127.0.0.1:9/{n.lower()}" for n in names})
     args = [a for p in paths for a in ("-f", p)] + [a for k, v in extra.items() for a in ("--var", f"{k}={v}")]
-    return FullStack(stack.manifests, args)
+    return FullStack(stack, args)
 
 
 @pytest.fixture

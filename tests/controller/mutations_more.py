@@ -33,7 +33,7 @@ def dashboard(manifest: Manifest, live: LiveResource) -> str:
     cloudwatch = client("cloudwatch")
     name = live.fields["dashboardName"]
     body = json.loads(cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"])
-    body["widgets"] = body["widgets"][:-1]
+    body["widgets"] = body["widgets"][1:]  # the first widget: the last is the controller's ownership footer
     cloudwatch.put_dashboard(DashboardName=name, DashboardBody=json.dumps(body))
     return "body.widgets"
 

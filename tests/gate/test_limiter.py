@@ -13,6 +13,8 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gate.errors import LimiterUnavailable
 from gate.limiter import BREAKER_OPEN_KEY, SLOT_KEY_PREFIX, Limiter, LimitRequest, Status
@@ -116,7 +118,8 @@ def test_limiter_script_flushed_reloads_on_noscript(client: redis.Redis) -> None
 
 
 def test_limiter_redis_unreachable_raises_limiter_unavailable_fast() -> None:
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2,
+                       retry=Retry(NoBackoff(), 0))  # as gate.limiter.redis_client builds it
     limiter = Limiter(dead, parse_limits("global=5/1s"))
     started = time.monotonic()
     with pytest.raises(LimiterUnavailable, match="Redis did not decide"):

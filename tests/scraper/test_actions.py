@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 from scraper_testkit import Plane, job, run_worker
 
+from scraper.adapters.registry import resolve_factory
+from scraper.errors import ConfigError
 from standin import content
 
 
@@ -44,7 +47,16 @@ def test_worker_each_action_stores_result_and_deletes(adapter: str, plane: Plane
     thread = by_action["get_messages"]["response"]["data"]["messages"]
     assert [m["text"] for m in thread][-1] == "hi from the worker"
 
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=plane.endpoint, region_name="us-east-1")
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Huntaze/OnlyFans")["Metrics"]}
+    assert {"scraping_success_rate", "scraping_duration_ms", "scraping_jobs_count"} <= names
+
     media_keys = plane.result_keys("media/")
     assert len(media_keys) == 2 and all(key.startswith("media/alice/") for key in media_keys)
     body = plane.s3().get_object(Bucket=plane.bucket, Key=media_keys[0])["Body"].read()
     assert body == content.media_bytes("alice-m1", standin.config.media_size_bytes)
+
+
+def test_registry_unknown_adapter_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="use one of browser, http"):
+        resolve_factory("no-such-platform")
