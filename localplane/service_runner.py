@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.aws import client
+from localplane.services import free_port
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,8 @@ class ServiceRunner:
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
         env = {**os.environ, **container_environment(container), **self.extra_env}
+        # Each Fargate task has its own network interface; locally they share one, so each gets its own port.
+        env["HUNTAZE_HEALTH_PORT"] = str(free_port())
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         self.started += 1
         out = (self.log_dir / f"{self.service}-task-{self.started}.log").open("ab")
