@@ -21,16 +21,16 @@ CONNECT_TIMEOUT_S = 5
 MAX_ATTEMPTS = 8
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, str, str | None], Any] = {}
+_clients: dict[tuple[str, str, str | None, float, int], Any] = {}
 _session: boto3.session.Session | None = None
 
 
-def client_config() -> Config:
+def client_config(read_timeout_s: float = READ_TIMEOUT_S, max_attempts: int = MAX_ATTEMPTS) -> Config:
     """Retry and timeout policy for every client: adaptive retries absorb AWS throttling."""
     return Config(
-        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        read_timeout=read_timeout_s,
         tcp_keepalive=True,
         max_pool_connections=50,
     )
@@ -44,12 +44,23 @@ def current_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A cached boto3 client for `service`. Region and endpoint default to the standard environment."""
+def client(
+    service: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Any:
+    """A cached boto3 client for `service`. Region and endpoint default to the standard environment.
+
+    Callers with a tight deadline (the gate runs inside a Lambda timeout) pass a shorter read timeout and fewer
+    attempts, so a failing AWS call is reported in time instead of outliving the invocation.
+    """
     global _session  # noqa: PLW0603 - one session per process, created lazily
     resolved_region = region or current_region()
     resolved_endpoint = endpoint_url or current_endpoint()
-    key = (service, resolved_region, resolved_endpoint)
+    key = (service, resolved_region, resolved_endpoint, read_timeout_s, max_attempts)
     with _lock:
         cached = _clients.get(key)
         if cached is not None:
@@ -60,7 +71,7 @@ def client(service: str, *, region: str | None = None, endpoint_url: str | None 
             service,
             region_name=resolved_region,
             endpoint_url=resolved_endpoint,
-            config=client_config(),
+            config=client_config(read_timeout_s, max_attempts),
         )
         _clients[key] = made
         return made

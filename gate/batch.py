@@ -34,6 +34,10 @@ from gate.records import Inbound, parse_record
 from gate.settings import GateSettings
 from gate.telemetry import logger
 
+# SQS calls must fail within the Lambda's timeout (30 s) rather than retry past it: a failed send is then
+# reported as a batch item failure and retried by SQS.
+SQS_READ_TIMEOUT_S = 5.0
+SQS_MAX_ATTEMPTS = 3
 _RESERVED = frozenset({Status.DEFERRED_RESERVED, Status.DEFERRED_EARLY})
 _THROTTLED = frozenset({Status.DEFERRED_RESERVED, Status.DEFERRED_EARLY, Status.DEFERRED_UNRESERVED})
 
@@ -49,7 +53,8 @@ class Gate:
 
     @classmethod
     def from_settings(cls, settings: GateSettings) -> Gate:
-        return cls(settings, Limiter.from_settings(settings), Sender(aws.client("sqs")))
+        sqs = aws.client("sqs", read_timeout_s=SQS_READ_TIMEOUT_S, max_attempts=SQS_MAX_ATTEMPTS)
+        return cls(settings, Limiter.from_settings(settings), Sender(sqs))
 
     def process(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
         """Handle one event's records; return the message ids to report as batch item failures."""
