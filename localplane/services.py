@@ -152,7 +152,7 @@ class RedisServer(_Process):
 
 
 class MotoServer(_Process):
-    """A moto server (the AWS API emulator) as a child process, reached over HTTP like real AWS."""
+    """A moto server (the AWS API emulator, see `localplane.emulator`) as a child process, reached over HTTP."""
 
     name = "moto_server"
 
@@ -169,7 +169,7 @@ class MotoServer(_Process):
     def start(self, timeout_s: float = 60.0) -> None:
         if self.running:
             return
-        argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
+        argv = [sys.executable, "-m", "localplane.emulator", "-H", LOOPBACK, "-p", str(self.port)]
         self._spawn(argv, self.workdir / "moto.log")
         assert self.proc is not None
         _wait_until(self._answers, timeout_s, f"moto server on port {self.port}", self.proc)
