@@ -14,7 +14,7 @@ Redis keys (``{prefix}`` = ``huntaze:breaker:{name}``):
 - ``{prefix}:state``: hash with ``state``, ``failures``, ``open_until_ms``, ``reason``, ``opens``.
 - ``{prefix}:probe``: the half-open probe's lease (value = its token).
 
-All transitions run in one Lua script (``lua/breaker.lua``). Time comes from an injectable clock (epoch
+All transitions run in one Lua script (``breaker.lua``). Time comes from an injectable clock (epoch
 seconds) so tests can move past the open period without waiting; OPEN also ends when the open key's Redis TTL
 runs out, so the gate and the breaker agree even if no scraper task is alive to make the transition.
 """
@@ -92,7 +92,7 @@ class CircuitBreaker:
         self.probe_ttl_ms = int(probe_ttl_s * 1000)
         self.clock = clock
         self._redis = redis
-        script = resources.files("scraper").joinpath("lua/breaker.lua").read_text()
+        script = resources.files("scraper").joinpath("breaker.lua").read_text()
         self._script = redis.register_script(script)
 
     async def _run(self, op: str, reason: str = "", token: str = "") -> tuple[str, int]:

@@ -50,7 +50,7 @@ class IdempotencyStore:
         self._redis = redis
         self._owner = owner
         self._prefix = prefix
-        script = resources.files("scraper").joinpath("lua/idempotency.lua").read_text()
+        script = resources.files("scraper").joinpath("idempotency.lua").read_text()
         self._script = redis.register_script(script)
 
     def key(self, identity: str) -> str:
