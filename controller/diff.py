@@ -8,7 +8,9 @@ Verdicts:
     changed                     the live value differs: an update is needed
     equal_after_normalization   same meaning on both sides (e.g. "300" vs 300 once normalized)
     ignored                     owned by another actor (desiredCount under autoscaling): never drift
-    unobservable                the live API does not return it here: reported, never drift
+    unobservable                the live API does not return it here: reported, never drift (a field with the
+                                policy UNOBSERVABLE_WHEN_ABSENT gets it only when the live side lacks it, and
+                                is compared normally when the API does return it)
     requires_replacement        an immutable field differs: refused unless --allow-replace KIND/NAME
 """
 
@@ -146,6 +148,8 @@ def _compare(path: str, desired: Any, live: Any, rules: Mapping[str, FieldRule])
     if policy is FieldPolicy.UNOBSERVABLE or (live is ABSENT and _has_unobservable_child(path, rules)):
         why = reason or "the live API does not return this field here"
         return [FieldDiff(path, desired, live, Verdict.UNOBSERVABLE, why)]
+    if policy is FieldPolicy.UNOBSERVABLE_WHEN_ABSENT:  # returned this time: compared like any mutable field
+        policy, reason = FieldPolicy.MUTABLE, ""
     if desired == (None if live is ABSENT else live):
         return [FieldDiff(path, desired, live, Verdict.EQUAL)]
     if isinstance(desired, Mapping) and isinstance(live, Mapping):
@@ -161,6 +165,12 @@ def _compare(path: str, desired: Any, live: Any, rules: Mapping[str, FieldRule])
     return [FieldDiff(path, desired, live, Verdict.CHANGED, reason)]
 
 
+_UNOBSERVABLE_WHEN_ABSENT = frozenset({FieldPolicy.UNOBSERVABLE, FieldPolicy.UNOBSERVABLE_WHEN_ABSENT})
+
+
 def _has_unobservable_child(path: str, rules: Mapping[str, FieldRule]) -> bool:
+    """``path`` is absent live and it, or a field under it, is one the API may leave out."""
     prefix = f"{path}."
-    return any(k.startswith(prefix) and r.policy is FieldPolicy.UNOBSERVABLE for k, r in rules.items())
+    return any(
+        (k == path or k.startswith(prefix)) and r.policy in _UNOBSERVABLE_WHEN_ABSENT for k, r in rules.items()
+    )

@@ -7,6 +7,7 @@ manifest can be shared across the threads that reconcile independent resources.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +51,8 @@ class Source(BaseModel):
 
     file: str
     line: int
+    # Absolute directory of ``file``: relative paths written in the file resolve against it (not the cwd).
+    directory: str = ""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
@@ -63,6 +66,9 @@ class Metadata(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+_LAST_STEP = re.compile(r"(\.[^.\[]+|\[\d+\])$")
+
+
 class Manifest(BaseModel):
     """One validated document. ``spec`` is an instance of the kind's ``spec_model``."""
 
@@ -73,6 +79,19 @@ class Manifest(BaseModel):
     metadata: Metadata
     spec: Any
     source: Source
+    # Dotted path ("spec.valueFrom.file", "spec.containerDefinitions[0].image") -> where its key was written.
+    # A value an overlay set points into the overlay file, so paths inside it resolve against that file.
+    locations: dict[str, Source] = Field(default_factory=dict)
+
+    def where(self, path: str) -> Source:
+        """Where ``path`` (or its nearest written parent) comes from; the document's start if unknown."""
+        while path:
+            found = self.locations.get(path)
+            if found is not None:
+                return found
+            trimmed = _LAST_STEP.sub("", path)
+            path = "" if trimmed == path else trimmed
+        return self.source
 
     @property
     def key(self) -> ResourceKey:

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from controller.claims import rules_by_key
 from controller.diff import Delta, compute_delta
 from controller.errors import HuntazeCtlError, ReplacementRefused
 from controller.kinds import registry
-from controller.kinds.base import Context, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldRule, KindHandler, LiveResource
 from controller.model import ANNOTATION_ADOPT, Manifest, Metadata, ResourceKey, Source
 from controller.ownership import is_retained
 from controller.retrying import call, wait_for
@@ -101,10 +102,18 @@ class Reconciler:
         self._lock = threading.Lock()
         # Kinds whose owned resources could not be listed by the last `orphans()` call, with the reason.
         self.listing_errors: dict[str, str] = {}
+        # Field rules of the stack being applied, per manifest (static rules plus other resources' claims).
+        self._rules: dict[ResourceKey, Mapping[str, FieldRule]] = {}
+
+    def rules_for(self, manifest: Manifest) -> Mapping[str, FieldRule]:
+        """The field rules the diff uses for ``manifest`` in the stack last applied or planned."""
+        found = self._rules.get(manifest.key)
+        return found if found is not None else self.handler_for(manifest.kind).field_rules(manifest)
 
     # --- apply ---------------------------------------------------------------------------------------------
 
     def apply(self, stack: LoadedStack, options: ApplyOptions) -> list[ResourceResult]:
+        self._rules = rules_by_key(stack.manifests, self.handler_for)
         results = self._by_tier(stack, lambda m: self._apply_one(m, options), options.concurrency)
         if options.prune and not any(r.failed for r in results):
             results.extend(self.prune(stack, dry_run=options.dry_run))
@@ -158,7 +167,7 @@ class Reconciler:
                 f"{manifest.key} exists in AWS but is not owned by stack {self.ctx.stack}: add the annotation "
                 f'{ANNOTATION_ADOPT}: "true" to take it over, or give it another name'
             )
-        delta = compute_delta(manifest.key, desired, live.fields, handler.rules)
+        delta = compute_delta(manifest.key, desired, live.fields, self.rules_for(manifest))
         if delta.needs_replacement:
             return self._replace(handler, manifest, desired, live=live, delta=delta, options=options)
         if not delta.changed_fields:
@@ -173,7 +182,7 @@ class Reconciler:
     def _create(
         self, handler: KindHandler, manifest: Manifest, desired: dict[str, Any], options: ApplyOptions
     ) -> ResourceResult:
-        delta = compute_delta(manifest.key, desired, None, handler.rules)
+        delta = compute_delta(manifest.key, desired, None, self.rules_for(manifest))
         if options.dry_run:
             self._resolve(manifest.key, _Pending(manifest.key))
             return ResourceResult(manifest.key, Action.CREATED, delta, dry_run=True)
@@ -220,10 +229,11 @@ class Reconciler:
     ) -> ResourceResult:
         """Re-read until the resource shows no drift (AWS is eventually consistent), bounded in time."""
         desired = handler.desired(manifest, self.ctx)
+        rules = self.rules_for(manifest)
 
         def converged() -> LiveResource | None:
             live = call(handler.read, manifest, self.ctx)
-            if live is None or compute_delta(manifest.key, desired, live.fields, handler.rules).has_drift:
+            if live is None or compute_delta(manifest.key, desired, live.fields, rules).has_drift:
                 return None
             return live
 

@@ -39,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
         if manifest is None:
             raise HuntazeCtlError(f"{key} is not in the specs given with -f")
         ctx = make_context(args, dry_run=True, stack=stack)
-        results = Reconciler(ctx).plan(stack)
+        reconciler = Reconciler(ctx)
+        results = reconciler.plan(stack)
         live = call(handler.read, manifest, ctx)
         _print_live(live, key, out)
         result = next(r for r in results if r.key == key)
         if live is not None:
-            result.delta = compute_delta(key, handler.desired(manifest, ctx), live.fields, handler.rules)
+            rules = reconciler.rules_for(manifest)
+            result.delta = compute_delta(key, handler.desired(manifest, ctx), live.fields, rules)
         out.print(Text("\nDiff against the spec:", style="bold"))
         render_diff([result], out)
         return 0 if live is not None else 1

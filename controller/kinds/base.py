@@ -12,7 +12,7 @@ diff compares like with like and a no-op reconcile writes nothing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -27,12 +27,28 @@ class FieldPolicy(StrEnum):
     IMMUTABLE = "immutable"  # a change requires replacement (refused unless --allow-replace)
     IGNORED = "ignored"  # owned by another actor (e.g. desiredCount under autoscaling): never drift
     UNOBSERVABLE = "unobservable"  # the live API does not return it here: reported, never drift
+    # Compared (as MUTABLE) when the live API returns it, reported as unobservable when it does not: for APIs
+    # that answer a field only in some states (moto's DescribeServices after CreateService vs UpdateService).
+    UNOBSERVABLE_WHEN_ABSENT = "unobservable_when_absent"
 
 
 @dataclass(frozen=True)
 class FieldRule:
     policy: FieldPolicy
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class FieldClaim:
+    """A field of another resource that this resource's AWS counterpart takes over (server-side-apply style).
+
+    A ScalingPolicy claims its Service's ``desiredCount``: while that policy is in the stack, the field is
+    IGNORED on the Service with ``reason``; without it, the Service's desiredCount is compared like any field.
+    """
+
+    target: ResourceKey
+    path: str  # dotted field path in the target's normalized fields
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,16 @@ class KindHandler(ABC):
     # Policies for fields that are not plainly mutable; a field absent here is MUTABLE.
     rules: ClassVar[Mapping[str, FieldRule]] = {}
     # Kinds sharing a tier may be reconciled concurrently; the order between kinds comes from references.
+
+    def claims(self, manifest: Manifest) -> list[FieldClaim]:
+        """Fields of *other* resources that this one's AWS counterpart owns once it exists (default: none)."""
+        return []
+
+    def field_rules(self, manifest: Manifest, claims: Sequence[FieldClaim] = ()) -> Mapping[str, FieldRule]:
+        """The rules for one manifest: the kind's static `rules`, plus IGNORED for every field that another
+        resource of the stack claims (``claims`` are those targeting this manifest). Override to compute more."""
+        claimed = {c.path: FieldRule(FieldPolicy.IGNORED, c.reason) for c in claims if c.target == manifest.key}
+        return {**self.rules, **claimed}
 
     @abstractmethod
     def references(self, manifest: Manifest) -> list[ResourceKey]:

@@ -6,8 +6,9 @@ and PutScalingPolicy the target tracking (the seed: keep the FIFO queue's Approx
 near 100, scale in after 300 s, out after 60 s). ``serviceRef`` names the Service; its ``resourceId`` output
 (``service/CLUSTER/NAME``) is the scalable target.
 
-While a policy targets a service, Application Auto Scaling owns the service's desiredCount (the Service kind
-ignores it) and the ``TargetTracking-*`` CloudWatch alarms it creates (the Alarm kind never lists them).
+While a policy targets a service, Application Auto Scaling owns the service's desiredCount: the policy claims
+``Service/<serviceRef>.desiredCount`` (`claims`), so the Service ignores it only in a stack holding this policy.
+It also owns the ``TargetTracking-*`` CloudWatch alarms it creates (the Alarm kind never lists them).
 
 Ownership: a scalable target is tagged at registration, but moto's ListTagsForResource for Application Auto
 Scaling fails (HTTP 500), so ownership is read from the ECS service the target scales: a policy on a service
@@ -21,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from controller.errors import TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldClaim, FieldPolicy, FieldRule, KindHandler, LiveResource
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import tags_from_list, user_tags
@@ -120,6 +121,15 @@ class ScalingPolicyKind(KindHandler):
     def references(self, manifest: Manifest) -> list[ResourceKey]:
         spec: ScalingPolicySpec = manifest.spec
         return [ResourceKey(kind="Service", name=spec.service_ref)]
+
+    def claims(self, manifest: Manifest) -> list[FieldClaim]:
+        spec: ScalingPolicySpec = manifest.spec
+        reason = (
+            f"owned by Application Auto Scaling via {manifest.key} (it sets the count between minCapacity"
+            f" {spec.min_capacity} and maxCapacity {spec.max_capacity}); the spec's value is used only when the"
+            " service is created"
+        )
+        return [FieldClaim(ResourceKey(kind="Service", name=spec.service_ref), "desiredCount", reason)]
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
         spec: ScalingPolicySpec = manifest.spec

@@ -2,7 +2,9 @@
 
 Registered in `controller.kinds.registry`; called only by `controller.reconciler`. The value is never in a
 spec, a diff, a report or a log: it is created only when the secret is absent, from an environment variable
-or a file named in the spec; afterwards only metadata is read (ARN, versions, whether a current value exists).
+or a file named in the spec (a relative path is relative to the manifest or overlay file that names it, so
+huntazectl works from any directory); afterwards only metadata is read (ARN, versions, whether a current value
+exists).
 Rotation changes the value, never the spec, so the value is never drift.
 """
 
@@ -29,7 +31,7 @@ RECOVERY_WINDOW_DAYS = 7
 
 class ValueFrom(SpecModel):
     env: str | None = None  # name of an environment variable holding the value
-    file: str | None = None  # file holding the value: relative to the working directory, else to the manifest
+    file: str | None = None  # file holding the value, relative to the file declaring it (see `value_file`)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ValueFrom:
@@ -52,20 +54,32 @@ def secret_name(manifest: Manifest) -> str:
 
 
 def secret_value(manifest: Manifest) -> str:
-    """The initial value, from the environment or a file: never from the spec text."""
+    """The initial value, from the environment or a file: never from the spec text, never in an error."""
     source: ValueFrom = manifest.spec.value_from
     if source.env is not None:
         value = os.environ.get(source.env)
         if not value:
-            raise PermanentError(str(manifest.key), f"set the environment variable {source.env} to create it")
+            where = manifest.where("spec.valueFrom.env")
+            raise PermanentError(str(manifest.key), f"{where}: spec.valueFrom.env: set the environment variable "
+                                 f"{source.env} to create the secret")
         return value
-    path = Path(str(source.file))
-    if not path.is_absolute() and not path.is_file():  # else relative to the manifest, like kustomize
-        path = Path(manifest.source.file).parent / path
+    where = manifest.where("spec.valueFrom.file")
+    path = value_file(manifest)
     if not path.is_file():
-        raise PermanentError(str(manifest.key), f"the value file {source.file} does not exist (looked in the "
-                             "working directory and next to the manifest): create it, then retry")
+        raise PermanentError(str(manifest.key), f"{where}: spec.valueFrom.file: no such file {path}; create it "
+                             "or set the env var (spec.valueFrom.env) instead")
     return path.read_text(encoding="utf-8").rstrip("\n")
+
+
+def value_file(manifest: Manifest) -> Path:
+    """``valueFrom.file`` resolved: a relative path is relative to the directory of the file that declared it
+    (the overlay's, when an overlay set it), never to the working directory, so huntazectl runs from anywhere."""
+    given = Path(str(manifest.spec.value_from.file))
+    if given.is_absolute():
+        return given
+    declared_in = manifest.where("spec.valueFrom.file")
+    directory = Path(declared_in.directory) if declared_in.directory else Path(declared_in.file).parent
+    return Path(os.path.normpath(directory / given))
 
 
 @register

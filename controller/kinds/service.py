@@ -8,10 +8,12 @@ security group (the local environment: moto's default VPC has them, and CreateSe
 subnets or security groups that do not exist).
 
 Fields owned by others or invisible here are reported, never "fixed":
-- ``desiredCount`` belongs to Application Auto Scaling once a ScalingPolicy targets the service (the seed's
-  does): it is used at creation only.
+- ``desiredCount`` belongs to Application Auto Scaling while a ScalingPolicy of the stack targets the service
+  (the seed's does): that policy claims it (`KindHandler.claims`), so it is IGNORED and used at creation only.
+  Without such a policy a desiredCount changed by hand is drift like any other field, and apply sets it back.
 - ``capacityProviderStrategy`` is not returned by moto's DescribeServices after CreateService (it reports
-  launchType EC2), so it cannot be compared there.
+  launchType EC2): while the live answer lacks it, it is reported unobservable; when the API returns it (real
+  AWS, or moto after an UpdateService) it is compared, and a change is applied with a new deployment.
 """
 
 from __future__ import annotations
@@ -148,15 +150,10 @@ class ServiceKind(KindHandler):
     rules = {
         "serviceName": FieldRule(FieldPolicy.IMMUTABLE, "ECS cannot rename a service"),
         "cluster": FieldRule(FieldPolicy.IMMUTABLE, "a service cannot move to another cluster"),
-        "desiredCount": FieldRule(
-            FieldPolicy.IGNORED,
-            "owned by Application Auto Scaling (the ScalingPolicy targeting this service sets it between its"
-            " min and max); the spec's value is used only when the service is created",
-        ),
         "capacityProviderStrategy": FieldRule(
-            FieldPolicy.UNOBSERVABLE,
-            "moto's DescribeServices does not return capacityProviderStrategy after CreateService (it reports"
-            " launchType EC2); applied at creation, not compared",
+            FieldPolicy.UNOBSERVABLE_WHEN_ABSENT,
+            "DescribeServices did not return capacityProviderStrategy (moto leaves it out after CreateService and"
+            " reports launchType EC2); applied at creation, compared whenever the API returns it",
         ),
     }
 
@@ -213,8 +210,11 @@ class ServiceKind(KindHandler):
         self, manifest: Manifest, live: LiveResource, desired: dict[str, Any], changed: list[str], ctx: Context
     ) -> LiveResource:
         ecs = ctx.client("ecs")
-        # desiredCount (IGNORED) and capacityProviderStrategy (UNOBSERVABLE) never arrive in `changed`.
-        args = {name: desired[name] for name in changed if name in _UPDATABLE}
+        # desiredCount arrives here only when no ScalingPolicy claims it; a new capacity provider strategy
+        # takes effect through a new deployment.
+        args: dict[str, Any] = {name: desired[name] for name in changed if name in _UPDATABLE}
+        if "capacityProviderStrategy" in args:
+            args["forceNewDeployment"] = True
         if args:
             ecs.update_service(cluster=desired["cluster"], service=live.physical_id, **args)
         if "tags" in changed:
@@ -294,4 +294,7 @@ class ServiceKind(KindHandler):
         return live
 
 
-_UPDATABLE = ("taskDefinition", "networkConfiguration", "platformVersion", "propagateTags")
+_UPDATABLE = (
+    "taskDefinition", "desiredCount", "capacityProviderStrategy", "networkConfiguration", "platformVersion",
+    "propagateTags",
+)

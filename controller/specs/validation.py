@@ -34,7 +34,8 @@ def to_manifest(doc: RawDocument, problems: list[str]) -> Manifest | None:
         spec = _validate(doc, spec_model, data.get("spec"), ("spec",), problems)
     if len(problems) > before or metadata is None or spec is None:
         return None
-    return Manifest(kind=str(kind), metadata=metadata, spec=spec, source=doc.source)
+    locations = {dotted(path): source for path, source in doc.lines.items()}
+    return Manifest(kind=str(kind), metadata=metadata, spec=spec, source=doc.source, locations=locations)
 
 
 def _check_envelope(doc: RawDocument, data: dict[str, Any], problems: list[str]) -> None:

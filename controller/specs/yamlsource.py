@@ -36,14 +36,15 @@ class RawDocument:
 
 
 class _Builder:
-    def __init__(self, file: str, problems: list[str]) -> None:
+    def __init__(self, file: str, problems: list[str], directory: str = "") -> None:
         self.file = file
+        self.directory = directory
         self.problems = problems
         self.lines: dict[Path_, Source] = {}
         self._scalars = yaml.SafeLoader("")
 
     def at(self, node: yaml.Node) -> Source:
-        return Source(file=self.file, line=node.start_mark.line + 1)
+        return Source(file=self.file, line=node.start_mark.line + 1, directory=self.directory)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -98,7 +99,7 @@ def read_documents(path: Path, display: str, problems: list[str]) -> list[RawDoc
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
             if node is None:
                 continue
-            builder = _Builder(display, problems)
+            builder = _Builder(display, problems, str(path.resolve().parent))
             data = builder.build(node, ())
             documents.append(RawDocument(data, builder.at(node), builder.lines))
     except yaml.MarkedYAMLError as exc:

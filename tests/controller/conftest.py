@@ -142,8 +142,10 @@ def load_full_stack() -> FullStack:
 
 
 @pytest.fixture
-def full_stack(monkeypatch: pytest.MonkeyPatch) -> FullStack:
-    """The full stack, with test values for secrets that are created from environment variables."""
+def full_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FullStack:
+    """The full stack, with test values for secrets that are created from environment variables. The working
+    directory is an unrelated temp dir: huntazectl must not depend on being run from the repository root."""
+    monkeypatch.chdir(tmp_path)
     stack = load_full_stack()
     for manifest in stack.manifests:
         source = getattr(manifest.spec, "value_from", None)

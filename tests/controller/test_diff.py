@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from controller.claims import rules_by_key
 from controller.diff import ABSENT, Verdict, compute_delta
-from controller.kinds.base import FieldPolicy, FieldRule
-from controller.model import ResourceKey
+from controller.kinds.base import Context, FieldClaim, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.model import Manifest, Metadata, ResourceKey, Source
 
 KEY = ResourceKey(kind="Queue", name="q")
 
@@ -65,3 +71,77 @@ def test_delta_as_dict_is_json_ready() -> None:
     delta = compute_delta(KEY, {"a": 1}, {"a": 2})
     assert delta.as_dict() == {"resource": "Queue/q", "fields": [
         {"path": "a", "desired": 1, "live": 2, "verdict": "changed", "reason": ""}]}
+
+
+WHEN_ABSENT = {"strategy": FieldRule(FieldPolicy.UNOBSERVABLE_WHEN_ABSENT, "the API leaves it out after create")}
+
+
+@pytest.mark.parametrize(
+    ("live", "verdict", "reason"),
+    [
+        ({}, Verdict.UNOBSERVABLE, "the API leaves it out after create"),
+        ({"strategy": [{"w": 1}]}, Verdict.EQUAL, ""),
+        ({"strategy": [{"w": 2}]}, Verdict.CHANGED, ""),
+    ],
+    ids=["absent-unobservable", "returned-equal", "returned-changed"],
+)
+def test_compute_delta_unobservable_when_absent_compares_only_a_returned_field(
+    live: dict[str, Any], verdict: Verdict, reason: str
+) -> None:
+    [field] = compute_delta(KEY, {"strategy": [{"w": 1}]}, live, WHEN_ABSENT).fields
+    assert (field.verdict, field.reason) == (verdict, reason)
+
+
+def test_field_rules_claim_by_another_manifest_ignores_the_field_only_in_that_stack() -> None:
+    class Claimer(_Inert):
+        kind = "Claimer"
+
+        def claims(self, manifest: Manifest) -> list[FieldClaim]:
+            return [FieldClaim(ResourceKey(kind="Owner", name="o"), "count", f"owned via {manifest.key}")]
+
+    class Owner(_Inert):
+        kind = "Owner"
+        rules = {"name": FieldRule(FieldPolicy.IMMUTABLE)}
+
+    handlers: dict[str, KindHandler] = {"Claimer": Claimer(), "Owner": Owner()}
+    owner, claimer = _manifest("Owner", "o"), _manifest("Claimer", "c")
+    with_claim = rules_by_key([owner, claimer], handlers.__getitem__)[owner.key]
+    alone = rules_by_key([owner], handlers.__getitem__)[owner.key]
+    assert with_claim == {"name": FieldRule(FieldPolicy.IMMUTABLE),
+                          "count": FieldRule(FieldPolicy.IGNORED, "owned via Claimer/c")}
+    assert alone == {"name": FieldRule(FieldPolicy.IMMUTABLE)}
+    assert compute_delta(KEY, {"count": 1}, {"count": 3}, with_claim).fields[0].verdict is Verdict.IGNORED
+    assert compute_delta(KEY, {"count": 1}, {"count": 3}, alone).changed_fields == ["count"]
+
+
+def _manifest(kind: str, name: str) -> Manifest:
+    return Manifest(kind=kind, metadata=Metadata(name=name), spec=None, source=Source(file="m.yaml", line=1))
+
+
+class _Inert(KindHandler):
+    """A kind whose verbs are never called: only its rules and claims matter here."""
+
+    spec_model = BaseModel
+
+    def references(self, manifest: Manifest) -> list[ResourceKey]:
+        return []
+
+    def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
+        raise NotImplementedError
+
+    def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
+        raise NotImplementedError
+
+    def update(
+        self, manifest: Manifest, live: LiveResource, desired: dict[str, Any], changed: list[str], ctx: Context
+    ) -> LiveResource:
+        raise NotImplementedError
+
+    def delete(self, live: LiveResource, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def list_owned(self, ctx: Context) -> list[LiveResource]:
+        raise NotImplementedError

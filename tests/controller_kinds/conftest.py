@@ -1,22 +1,25 @@
 """Fixtures for the per-kind tests: a `Kit` bound to a clean moto account.
 
-The kit builds manifests as the spec loader would, runs a test-only reconcile step (read → diff → create or
-update the changed fields) standing in for `controller.reconciler`, and counts AWS write calls with a botocore
-``before-call`` hook. Tests get it through the `kit` fixture (pytest runs with --import-mode=importlib, so
-helpers are handed out by fixtures rather than imported).
+The kit builds manifests as the spec loader would; every manifest it builds joins its "stack", so field claims
+between resources (a ScalingPolicy owning its Service's desiredCount) apply as in a real run. It runs a
+test-only reconcile step (read → diff → create or update the changed fields) standing in for
+`controller.reconciler`, and counts AWS write calls with a botocore ``before-call`` hook. Tests get it through
+the `kit` fixture (pytest runs with --import-mode=importlib, so helpers are handed out by fixtures rather than
+imported).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from common import aws
+from controller.claims import rules_by_key
 from controller.diff import Delta, compute_delta
-from controller.kinds.base import Context, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldRule, KindHandler, LiveResource
 from controller.kinds.registry import handler
 from controller.model import Manifest, Metadata, ResourceKey, Source
 
@@ -42,22 +45,29 @@ class WriteCounter:
 @dataclass
 class Kit:
     ctx: Context
+    stack: dict[ResourceKey, Manifest] = field(default_factory=dict)
     _hooked: list[tuple[Any, WriteCounter]] = field(default_factory=list)
 
     def manifest(self, kind: str, name: str, spec: dict[str, Any]) -> Manifest:
         model = handler(kind).spec_model
-        return Manifest(
+        made = Manifest(
             kind=kind,
             metadata=Metadata(name=name),
             spec=model.model_validate(spec),
             source=Source(file="test.yaml", line=1),
         )
+        self.stack[made.key] = made
+        return made
+
+    def rules(self, manifest: Manifest) -> Mapping[str, FieldRule]:
+        """The manifest's field rules in the kit's stack (claims by the other manifests included)."""
+        return rules_by_key([*self.stack.values(), manifest], handler)[manifest.key]
 
     def delta(self, manifest: Manifest) -> Delta:
         h = handler(manifest.kind)
         live = h.read(manifest, self.ctx)
         fields = None if live is None else live.fields
-        return compute_delta(manifest.key, h.desired(manifest, self.ctx), fields, h.rules)
+        return compute_delta(manifest.key, h.desired(manifest, self.ctx), fields, self.rules(manifest))
 
     def reconcile(self, manifest: Manifest) -> LiveResource:
         h: KindHandler = handler(manifest.kind)
@@ -67,7 +77,7 @@ class Kit:
             live = h.create(manifest, desired, self.ctx)
         else:
             assert live.owned, f"{manifest.key} exists but is not owned: the reconciler would refuse it"
-            delta = compute_delta(manifest.key, desired, live.fields, h.rules)
+            delta = compute_delta(manifest.key, desired, live.fields, self.rules(manifest))
             assert not delta.needs_replacement, delta.as_dict()
             if delta.changed_fields:
                 live = h.update(manifest, live, desired, delta.changed_fields, self.ctx)

@@ -1,4 +1,5 @@
-"""Service kind against moto: default-VPC networking, ignored desiredCount, unobservable capacity strategy."""
+"""Service kind against moto: default-VPC networking, desiredCount ignored only when a ScalingPolicy claims it,
+capacity strategy unobservable only while DescribeServices leaves it out."""
 
 from __future__ import annotations
 
@@ -63,17 +64,57 @@ def test_service_capacity_strategy_missing_from_moto_is_reported_unobservable(ki
     assert "moto" in field.reason and "DescribeServices" in field.reason
 
 
-def test_service_desired_count_changed_by_autoscaling_is_ignored_with_reason(kit: Any) -> None:
+POLICY: dict[str, Any] = {
+    "serviceRef": "huntaze-onlyfans-scraper",
+    "targetTracking": {
+        "targetValue": 100,
+        "customizedMetricSpecification": {"namespace": "AWS/SQS", "metricName": "ApproximateNumberOfMessagesVisible"},
+    },
+}
+
+
+def test_service_desired_count_claimed_by_scaling_policy_is_ignored_with_reason(kit: Any) -> None:
+    kit.manifest("ScalingPolicy", "scraper-depth", POLICY)  # in the stack: Application Auto Scaling owns the count
     m, _ = _stack(kit)
     aws.client("ecs").update_service(cluster="huntaze", service="huntaze-onlyfans-scraper", desiredCount=7)
     delta = kit.delta(m)
     [field] = [f for f in delta.fields if f.path == "desiredCount"]
     assert (field.verdict, field.desired, field.live) == (Verdict.IGNORED, 1, 7)
-    assert "Application Auto Scaling" in field.reason
+    assert "Application Auto Scaling via ScalingPolicy/scraper-depth" in field.reason
     writes = kit.writes("ecs")
     kit.reconcile(m)
     assert writes.calls == []
     assert not delta.has_drift
+
+
+def test_service_desired_count_without_scaling_policy_is_drift_and_repaired(kit: Any) -> None:
+    m, _ = _stack(kit)
+    aws.client("ecs").update_service(cluster="huntaze", service="huntaze-onlyfans-scraper", desiredCount=7)
+    [field] = [f for f in kit.delta(m).fields if f.path == "desiredCount"]
+    assert (field.verdict, field.desired, field.live) == (Verdict.CHANGED, 1, 7)
+    writes = kit.writes("ecs")
+    live = kit.reconcile(m)
+    assert writes.calls == ["UpdateService"]
+    assert live.fields["desiredCount"] == 1
+    assert not kit.delta(m).has_drift
+
+
+def test_service_capacity_strategy_returned_by_api_is_compared_and_repaired(kit: Any) -> None:
+    m, _ = _stack(kit)
+    ecs = aws.client("ecs")
+    hand = [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}]
+    ecs.update_service(cluster="huntaze", service="huntaze-onlyfans-scraper", capacityProviderStrategy=hand)
+    [field] = [f for f in kit.delta(m).fields if f.top == "capacityProviderStrategy"]
+    assert field.verdict is Verdict.CHANGED and field.live == hand, field
+    writes = kit.writes("ecs")
+    live = kit.reconcile(m)
+    assert writes.calls == ["UpdateService"]
+    assert live.fields["capacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE", "weight": 30, "base": 0},
+        {"capacityProvider": "FARGATE_SPOT", "weight": 70, "base": 0},
+    ]
+    fields = {f.path: f.verdict for f in kit.delta(m).fields}
+    assert fields["capacityProviderStrategy"] is Verdict.EQUAL, fields
 
 
 def test_service_network_changed_behind_controller_is_repaired(kit: Any) -> None:

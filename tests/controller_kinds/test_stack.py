@@ -25,6 +25,7 @@ VARIABLES = {
     "PRIVATE_SUBNET_A": "subnet-0a",
     "PRIVATE_SUBNET_B": "subnet-0b",
     "SCRAPER_SECURITY_GROUP": "sg-0scraper",
+    "SCRAPER_IMAGE_TAG": "git-3f2a9c1",
 }
 SEED_ALARMS = {
     "workflows_queue_age_critical",
