@@ -1,10 +1,10 @@
 """The HTTP health endpoint for the ECS container health check (``GET /health``).
 
 Started by `scraper.worker` on ``HUNTAZE_HEALTH_HOST:HUNTAZE_HEALTH_PORT``. Answers 200 ``{"status": "ok"}``
-or 503 with the reasons: the site adapter cannot work (e.g. the browser cannot launch) or the receive loop has
-not ticked for ``HUNTAZE_STUCK_AFTER_S``. It is a bare asyncio server on the worker's own loop: if that loop
-is blocked, the check times out, which ECS also counts as unhealthy. The container's check command is
-``python -m scraper.healthcheck``.
+or 503 with the reasons: the site adapter cannot work (e.g. the browser cannot launch), the receive loop has
+not ticked for ``HUNTAZE_STUCK_AFTER_S``, or a job has run ``HUNTAZE_STUCK_AFTER_S`` past its deadline.
+It is a bare asyncio server on the worker's own loop: if that loop is blocked, the check times out, which ECS
+also counts as unhealthy. The container's check command is ``python -m scraper.healthcheck``.
 """
 
 from __future__ import annotations

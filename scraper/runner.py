@@ -79,8 +79,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Admitted:
-    verify: bool = False
-    since: datetime | None = None
+    verify: bool = False  # an earlier attempt ended without saying whether its send landed
 
 
 @dataclass
@@ -96,7 +95,8 @@ class JobContext:
 
 
 def client_ref(identity: str) -> str:
-    """The reference sent with a message: stable for the job, so the platform can tie retries together."""
+    """The reference every send carries, derived from the message identity: the same for every attempt and
+    redelivery of a job, so after an interrupted send `SiteSession.find_sent` finds exactly that job's message."""
     return hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
@@ -171,8 +171,7 @@ class JobRunner:
             log.info("job is running elsewhere; retry after its lease", extra={"wait_s": claim.wait_s})
             return Outcome(Disposition.RELEASE, visibility_s=max(1, math.ceil(claim.wait_s)),
                            reason="running elsewhere")
-        since = datetime.fromtimestamp(claim.since_ms / 1000.0, UTC)
-        return Admitted(verify=claim.claim is Claim.VERIFY, since=since)
+        return Admitted(verify=claim.claim is Claim.VERIFY)
 
     def _duplicate(self, result_key: str) -> Outcome:
         log.info("job already done; deleting the redelivery", extra={"result_key": result_key})
@@ -183,15 +182,15 @@ class JobRunner:
         began = time.monotonic()
         try:
             async with ctx.budget.scope():
-                if admitted.verify and admitted.since is not None:
-                    found = await self._attempt(ctx, plan.attempt_timeout(), admitted.since)
+                if admitted.verify:
+                    found = await self._attempt(ctx, plan.attempt_timeout(), verify=True)
                     if found is not None:
                         return found
                     ctx.verify = False  # the platform shows no earlier send: sending is safe
                 retrying = AsyncRetrying(retry=plan.retry, wait=plan.wait, reraise=True)
                 async for attempt in retrying:
                     with attempt:
-                        output = await self._attempt(ctx, plan.attempt_timeout(), None)
+                        output = await self._attempt(ctx, plan.attempt_timeout())
                 assert output is not None
                 return output
         except TimeoutError:
@@ -207,15 +206,15 @@ class JobRunner:
             if plan.log:
                 log.info("attempts", extra={"attempts": plan.log})
 
-    async def _attempt(self, ctx: JobContext, timeout_s: float, verify_since: datetime | None
-                       ) -> ActionOutput | None:
+    async def _attempt(self, ctx: JobContext, timeout_s: float, verify: bool = False) -> ActionOutput | None:
+        """One attempt in a fresh session; with `verify`, only look for the send of an interrupted attempt."""
         if timeout_s <= 0:
             raise ActionTimeout("no budget left for another attempt")
         try:
             async with asyncio.timeout(timeout_s) as scope:
                 async with self.adapter.session(ctx.job.creator_id, timeout_s) as session:
-                    if verify_since is not None:
-                        return await session.find_sent(ctx.job, verify_since)
+                    if verify:
+                        return await session.find_sent(ctx.job, client_ref(ctx.identity))
                     return await self._dispatch(session, ctx)
         except TimeoutError:
             if scope.expired():

@@ -38,7 +38,8 @@ Browser
 
 Observability
 - ``HUNTAZE_HEALTH_PORT`` (8080; 0 picks a free port, logged at start), ``HUNTAZE_HEALTH_HOST`` (0.0.0.0),
-  ``HUNTAZE_STUCK_AFTER_S`` (90): the health check fails when the loop has not ticked for this long.
+  ``HUNTAZE_STUCK_AFTER_S`` (90): the health check fails when the loop has not ticked for this long, or when a
+  job has run this long past its deadline.
 - ``HUNTAZE_METRICS_NAMESPACE`` (``Huntaze/OnlyFans``), ``HUNTAZE_METRICS_FLUSH_S`` (15).
 - Shared (see `common.settings`): ``REDIS_URL``, ``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``HUNTAZE_ENV``,
   ``HUNTAZE_LOG_LEVEL``.

@@ -86,6 +86,7 @@ class Worker:
         self.breaker_waits = 0
         self.health = HealthServer(settings.health_host, settings.health_port, self.problems)
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._running: dict[str, float] = {}  # receipt handle -> monotonic start of the job running it
         self._group_tasks: set[asyncio.Task[None]] = set()
         self._pending_receive: asyncio.Future[list[Received]] | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -95,9 +96,17 @@ class Worker:
         adapter_problem = self.adapter.problem()
         if adapter_problem:
             found.append(adapter_problem)
-        idle = time.monotonic() - self.last_tick
+        now = time.monotonic()
+        idle = now - self.last_tick
         if idle > self.settings.stuck_after_s:
             found.append(f"receive loop has not ticked for {idle:.0f}s")
+        # A job ends by its deadline (its action runs under the budget); one running well past it is stuck on
+        # something outside the budget (a hung Redis or S3 call, an adapter swallowing cancellation), and with
+        # every slot stuck the loop still ticks but never receives again.
+        oldest = min(self._running.values(), default=now)
+        if now - oldest > self.settings.job_deadline_s + self.settings.stuck_after_s:
+            found.append(f"a job has run for {now - oldest:.0f}s, past its {self.settings.job_deadline_s:g}s "
+                         "deadline")
         return found
 
     def request_stop(self) -> None:
@@ -207,8 +216,12 @@ class Worker:
                     await self._release(messages[index:], 0)
                     return
                 async with self._slots:
-                    await self._cover(message)
-                    outcome = await self.runner.run(message, probe=bool(probe))
+                    self._running[message.receipt_handle] = time.monotonic()
+                    try:
+                        await self._cover(message)
+                        outcome = await self.runner.run(message, probe=bool(probe))
+                    finally:
+                        del self._running[message.receipt_handle]
                 if probe:
                     await self.breaker.record_neutral(probe)
                     probe = ""

@@ -96,9 +96,11 @@ class ThreadMessage:
     sender: str
     text: str
     sent_at: datetime
+    client_ref: str | None = None  # what the sender passed with a recorded send; None for seed messages
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "sender": self.sender, "text": self.text, "sent_at": iso(self.sent_at)}
+        return {"id": self.id, "sender": self.sender, "text": self.text, "sent_at": iso(self.sent_at),
+                "client_ref": self.client_ref}
 
 
 def iso(moment: datetime) -> str:

@@ -5,6 +5,9 @@ Rendered by `standin.web`. The selectors here are the contract the scraper's sit
 only together with that adapter. Sending a message needs JavaScript on purpose (the send form has no
 action and posts JSON with `fetch`), so only a real browser can send through the site.
 
+Every message item carries ``data-client-ref`` when its send passed a ``client_ref`` (the reference a worker
+sends so it can find its own message after an interrupted send); seed messages have none.
+
 `RENDERER_CRASH_JS` is what a `crash_creators` page runs to kill its Chromium renderer; see
 `standin.RENDERER_CRASH_LAUNCH_ARGS` for why it is cheap.
 """
@@ -69,13 +72,14 @@ SEND_FORM_JS = """
     status.textContent = "error";
   }
 
-  function appendMessage(id, sentAt, text) {
+  function appendMessage(id, sentAt, text, ref) {
     var item = document.createElement("li");
     item.className = "message";
     item.setAttribute("data-testid", "message");
     item.setAttribute("data-message-id", id);
     item.setAttribute("data-sender", "creator");
     item.setAttribute("data-sent-at", sentAt);
+    if (ref) { item.setAttribute("data-client-ref", ref); }
     item.textContent = text;
     list.appendChild(item);
   }
@@ -97,7 +101,7 @@ SEND_FORM_JS = """
       });
       if (response.ok) {
         var body = await response.json();
-        appendMessage(body.id, body.sent_at, text);
+        appendMessage(body.id, body.sent_at, text, clientRef.value);
         input.value = "";
         status.setAttribute("data-message-id", body.id);
         status.textContent = "sent";
@@ -176,9 +180,10 @@ def inbox_page(creator_id: str, fans: list[str], *, crash: bool) -> str:
 
 
 def _message_item(message: ThreadMessage) -> str:
+    ref = "" if message.client_ref is None else f' data-client-ref="{escape(message.client_ref)}"'
     return (
         f'<li class="message" data-testid="message" data-message-id="{escape(message.id)}" '
-        f'data-sender="{escape(message.sender)}" data-sent-at="{iso(message.sent_at)}">'
+        f'data-sender="{escape(message.sender)}" data-sent-at="{iso(message.sent_at)}"{ref}>'
         f"{escape(message.text)}</li>"
     )
 

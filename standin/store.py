@@ -46,7 +46,8 @@ class MessageRecord:
         }
 
     def as_thread_message(self) -> ThreadMessage:
-        return ThreadMessage(id=self.id, sender="creator", text=self.text, sent_at=self.received_at)
+        return ThreadMessage(id=self.id, sender="creator", text=self.text, sent_at=self.received_at,
+                             client_ref=self.client_ref)
 
 
 class Store:

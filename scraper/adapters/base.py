@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -38,8 +37,14 @@ class SiteSession(Protocol):
 
     async def send_message(self, job: Job, client_ref: str) -> ActionOutput: ...
 
-    async def find_sent(self, job: Job, since: datetime) -> ActionOutput | None:
-        """The creator's message of `job` if the platform shows one sent at or after `since`, else None."""
+    async def find_sent(self, job: Job, client_ref: str) -> ActionOutput | None:
+        """The creator's message in `job`'s thread that was sent with `client_ref`, else None.
+
+        Called after an interrupted send, before sending again. The match must be exact (by the reference the
+        send carried), never by text: the creator may really have sent the same text twice. An adapter for a
+        platform that shows no reference and has no other exact way must raise `OutcomeUnknown`, so the job
+        ends in the DLQ with that reason instead of being resent blindly.
+        """
         ...
 
     async def scrape_profile(self, job: Job) -> ActionOutput: ...
@@ -77,6 +82,15 @@ class AdapterContext:
 
 
 AdapterFactory = Callable[[AdapterContext], SiteAdapter]
+
+
+def sent_with_ref(messages: list[dict[str, Any]], client_ref: str) -> ActionOutput | None:
+    """`find_sent`'s answer from a thread's messages (dicts with ``id``, ``sender``, ``sent_at``, ``client_ref``)."""
+    for message in messages:
+        if message.get("sender") == "creator" and message.get("client_ref") == client_ref:
+            return ActionOutput(200, {"id": message.get("id"), "sent_at": message.get("sent_at"),
+                                      "client_ref": client_ref, "verified_after_interruption": True})
+    return None
 
 
 def site_path(url: str) -> str:

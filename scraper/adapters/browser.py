@@ -4,7 +4,8 @@ Built by `scraper.adapters.registry`; `scraper.runner` opens one session per job
 browser context (`scraper.browser.BrowserManager`) seeded with the creator's stored session state, so a creator
 logs in once per worker, not per job; when the site sends the page to ``/login`` the session logs in through
 the form (password from Secrets Manager, ``HUNTAZE_LOGIN_SECRET_ID``, JSON ``{"password": ...}``; never logged)
-and stores the new state. Downloads use ``expect_download`` and are uploaded to S3 before the context closes.
+and stores the new state (for the ``MAX_STORED_SESSIONS`` most recently used creators: the map stays bounded).
+Downloads use ``expect_download`` and are uploaded to S3 before the context closes.
 
 Selectors are the stand-in's contract (see `standin.pages`). Playwright's errors become `scraper.errors` here:
 its TimeoutError is `ActionTimeout`, a crashed page or browser is `BrowserCrashed`, a refused connection is
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -26,7 +27,14 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from common.contract import Job
-from scraper.adapters.base import ActionOutput, AdapterContext, SiteSession, media_ids, profile_creator
+from scraper.adapters.base import (
+    ActionOutput,
+    AdapterContext,
+    SiteSession,
+    media_ids,
+    profile_creator,
+    sent_with_ref,
+)
 from scraper.adapters.http import raise_for_status
 from scraper.browser import BrowserManager
 from scraper.errors import (
@@ -43,9 +51,14 @@ from scraper.secrets import json_field
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 StorageState = Any
+MAX_STORED_SESSIONS = 1000  # creators whose logged-in state is kept; the least recently used is dropped
 _CRASH_MARKERS = ("crash", "Target closed", "has been closed", "Browser closed", "disconnected")
+PROFILE_FIELDS = ("profile-name", "profile-bio", "posts-count", "followers-count", "likes-count")
+# One round trip for the five fields instead of one per field; a missing field reads as null.
+PROFILE_JS = """names => Object.fromEntries(names.map(n => {
+  const e = document.querySelector(`[data-testid=${n}]`); return [n, e ? e.textContent.trim() : null]; }))"""
 _MESSAGES_JS = """els => els.map(e => ({id: e.dataset.messageId, sender: e.dataset.sender,
-  sent_at: e.dataset.sentAt, text: e.textContent}))"""
+  sent_at: e.dataset.sentAt, client_ref: e.dataset.clientRef || null, text: e.textContent}))"""
 
 
 def translate(exc: Exception, what: str) -> ScraperError:
@@ -88,7 +101,8 @@ class BrowserSession:
             response = await self._login(path)
         if response is None:
             raise BrowserCrashed(f"GET {path}: the page gave no response")
-        raise_for_status(response.status, await response.header_value("retry-after"), f"GET {path}")
+        if response.status >= 400:  # reading a header is a round trip to the driver: only when it matters
+            raise_for_status(response.status, await response.header_value("retry-after"), f"GET {path}")
         return response
 
     async def _login(self, next_path: str) -> Response | None:
@@ -115,14 +129,11 @@ class BrowserSession:
     async def scrape_profile(self, job: Job) -> ActionOutput:
         target = profile_creator(job)
         response = await self._open(f"/u/{quote(target)}")
-
-        async def read() -> dict[str, Any]:
-            texts = {}
-            for field in ("profile-name", "profile-bio", "posts-count", "followers-count", "likes-count"):
-                texts[field] = (await self._page.text_content(f"[data-testid={field}]") or "").strip()
-            return texts
-
-        texts = await guarded("read profile", read)
+        texts = await guarded("read profile", lambda: self._page.evaluate(PROFILE_JS, PROFILE_FIELDS))
+        missing = [name for name in PROFILE_FIELDS if texts.get(name) is None]
+        if missing:
+            raise ScraperError(f"the profile page of {target} has no {', '.join(missing)}: the site's markup "
+                               "changed; update the browser adapter's selectors")
         data = {"creator_id": target, "name": texts["profile-name"], "bio": texts["profile-bio"],
                 "posts": int(texts["posts-count"]), "followers": int(texts["followers-count"]),
                 "likes": int(texts["likes-count"])}
@@ -138,15 +149,9 @@ class BrowserSession:
         status, messages = await self._thread(job)
         return ActionOutput(status, {"messages": messages})
 
-    async def find_sent(self, job: Job, since: datetime) -> ActionOutput | None:
+    async def find_sent(self, job: Job, client_ref: str) -> ActionOutput | None:
         _, messages = await self._thread(job)
-        for message in messages:
-            sent_at = datetime.fromisoformat(str(message.get("sent_at", "")).replace("Z", "+00:00"))
-            if message.get("sender") == "creator" and message.get("text") == job.message_content \
-                    and sent_at >= since:
-                return ActionOutput(200, {"id": message.get("id"), "sent_at": message.get("sent_at"),
-                                          "verified_after_interruption": True})
-        return None
+        return sent_with_ref(messages, client_ref)
 
     async def send_message(self, job: Job, client_ref: str) -> ActionOutput:
         page = self._page
@@ -201,7 +206,7 @@ class BrowserAdapter:
         self._read_secret = context.read_secret
         self.manager = BrowserManager(context.settings)
         self.password = ""
-        self._states: dict[str, StorageState] = {}
+        self._states: OrderedDict[str, StorageState] = OrderedDict()  # least recently used first
 
     async def start(self) -> None:
         raw = await self._read_secret(self.settings.login_secret_id)
@@ -211,11 +216,15 @@ class BrowserAdapter:
 
     def remember(self, creator_id: str, state: StorageState) -> None:
         self._states[creator_id] = state
+        self._states.move_to_end(creator_id)
+        while len(self._states) > MAX_STORED_SESSIONS:  # a long-lived worker sees ever more creators
+            self._states.popitem(last=False)
 
     @contextlib.asynccontextmanager
     async def session(self, creator_id: str, timeout_s: float) -> AsyncIterator[SiteSession]:
         options: dict[str, Any] = {"accept_downloads": True}
         if creator_id in self._states:
+            self._states.move_to_end(creator_id)
             options["storage_state"] = self._states[creator_id]
         async with self.manager.context(**options) as context:
             # Playwright's own timeout fires just before the runner's, so the error says which step hung.

@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 
 from common.contract import Job
-from scraper.adapters.base import ActionOutput, AdapterContext, SiteSession, media_ids, profile_creator
+from scraper.adapters.base import (
+    ActionOutput,
+    AdapterContext,
+    SiteSession,
+    media_ids,
+    profile_creator,
+    sent_with_ref,
+)
 from scraper.errors import (
     ActionTimeout,
     AuthRejected,
@@ -103,17 +110,11 @@ class HttpSession:
     async def send_message(self, job: Job, client_ref: str) -> ActionOutput:
         body = {"text": job.message_content, "client_ref": client_ref}
         response = await self._call("POST", self._thread_path(job), body)
-        return ActionOutput(response.status_code, dict(response.json()))
+        return ActionOutput(response.status_code, {**response.json(), "client_ref": client_ref})
 
-    async def find_sent(self, job: Job, since: datetime) -> ActionOutput | None:
+    async def find_sent(self, job: Job, client_ref: str) -> ActionOutput | None:
         response = await self._call("GET", self._thread_path(job))
-        for message in response.json().get("messages", []):
-            sent_at = datetime.fromisoformat(str(message.get("sent_at", "")).replace("Z", "+00:00"))
-            if message.get("sender") == "creator" and message.get("text") == job.message_content \
-                    and sent_at >= since:
-                return ActionOutput(200, {"id": message.get("id"), "sent_at": message.get("sent_at"),
-                                          "verified_after_interruption": True})
-        return None
+        return sent_with_ref(list(response.json().get("messages", [])), client_ref)
 
     async def scrape_profile(self, job: Job) -> ActionOutput:
         response = await self._call("GET", f"{API_PREFIX}/creators/{profile_creator(job)}/profile")

@@ -51,7 +51,8 @@ def test_api_send_with_key_records_message_and_thread_shows_it_after_seeds(stand
     assert (record.id, record.channel, record.client_ref, record.text) == (sent.json()["id"], "api", "c-1", "hi")
     seeds = [m.to_json() for m in content.seed_messages("alice", "fan-1")]
     assert thread[:2] == seeds
-    assert thread[2] == {"id": record.id, "sender": "creator", "text": "hi", "sent_at": sent.json()["sent_at"]}
+    assert thread[2] == {"id": record.id, "sender": "creator", "text": "hi", "sent_at": sent.json()["sent_at"],
+                         "client_ref": "c-1"}
 
 
 def test_api_send_same_text_twice_records_two_arrivals_in_order(standin: StandinServer) -> None:
