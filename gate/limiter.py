@@ -6,13 +6,21 @@ Why it looks like this (ARCHITECTURE.md decisions 1, 2 and 5):
   token bucket is kept as ``token_bucket`` and admits up to 2N in one W, which is why it is not the default.
 - Every limit that applies to a job (global, per creator, ...) is checked and updated in the same script call,
   with Redis ``TIME`` as the only clock, so concurrent Lambdas cannot overshoot.
-- Windows record actual admission times: a job whose reserved slot has come is admitted at the instant it is
-  back, if every window still allows that instant, else it reserves again (it came back too late). Future slots
-  are placed with a small guard beyond W so the usual lag does not cause that extra hop.
 - A throttled job reserves its future slot (its identity becomes a member of the sliding log at a future time,
   or a token of debt in the bucket, and a slot key remembers the time). When the job comes back it is admitted
   without competing again: a burst of 500 costs O(1) receives per job instead of polling storms. A redelivered
   job (same identity) finds its slot key and never takes a second slot.
+- Windows record actual admission times: a job whose reserved slot has come is admitted at the instant it is
+  back, if every window allows that instant. Every admission counts every earlier admission, so the strict
+  window holds on real times. Future slots are placed with a guard beyond W so the usual lag costs no hop: the
+  configured guard, grown to the lateness the script observes (a decaying maximum, at most W/2). A reservation
+  holds its capacity until its slot plus the guard; a job later than that keeps its ticket but no capacity.
+- Each new job takes a ticket (a Redis counter), its place in line for good. A new job counts every reservation
+  and so queues behind them; a job back for its slot counts admissions and only the reservations of earlier
+  tickets. So a job that comes back late (a busy poller, a backlog ahead of it in the queue) and finds the
+  window full is re-slotted at the earliest time the earlier tickets leave, one small hop, instead of behind the
+  whole backlog; the later tickets it now overlaps adapt the same way when they come back. Receives per job stay
+  O(1) whatever the backlog: no thundering herd, no O(n²) receives.
 - The scraper's circuit breaker (`BREAKER_OPEN_KEY`, PX TTL = time left open) is read in the same script: while
   it exists every job is deferred for its remaining TTL, and future reservations are released.
 - Jobs already forwarded (a mark set after the FIFO send succeeded) are reported as duplicates.
@@ -41,6 +49,9 @@ from gate.settings import Algorithm, GateSettings, LimitSpec, Scope
 
 BREAKER_OPEN_KEY = "huntaze:breaker:onlyfans:open"
 SLOT_KEY_PREFIX = "huntaze:gate:slot:"
+TICKET_COUNTER_KEY = "huntaze:gate:tickets"
+PENDING_KEY = "huntaze:gate:pending"
+LATENESS_KEY = "huntaze:gate:lateness"
 FORWARDED_KEY_PREFIX = "huntaze:gate:fwd:"
 # A slot key outlives its slot by this much: a job admitted but not yet forwarded (SQS failed) that comes back
 # within it is admitted again without taking another slot.
@@ -169,9 +180,10 @@ class Limiter:
         return ":".join(parts)
 
     def guard_us(self, spec: LimitSpec) -> int:
-        """Slack added to W when placing a future slot: a deferred job is received a little after its slot
-        (send latency, the poller's lag); the guard keeps that lag from pushing it into the next window, which
-        would cost it another hop. At most a tenth of the window."""
+        """Least slack added to W when placing a future slot: a deferred job is received a little after its
+        slot (send latency, the poller's lag); the guard keeps that lag from pushing it into the next window,
+        which would cost it another hop. At most a tenth of the window; the script grows it to the lateness it
+        observes, up to half the window."""
         return min(self.slot_guard_ms, spec.window_ms // 10) * 1000
 
     def decide(self, request: LimitRequest) -> Decision:
@@ -211,7 +223,7 @@ class Limiter:
         for spec in self.limits:
             argv += [kind, spec.limit, spec.window_ms * 1000, self.guard_us(spec)]
         argv.append(len(requests))
-        keys = [BREAKER_OPEN_KEY]
+        keys = [BREAKER_OPEN_KEY, TICKET_COUNTER_KEY, PENDING_KEY, LATENESS_KEY]
         for request in requests:
             keys += [SLOT_KEY_PREFIX + request.identity, FORWARDED_KEY_PREFIX + request.identity]
             keys += [self.limit_key(spec, request) for spec in self.limits]

@@ -19,8 +19,9 @@ reproduces the seed (10 jobs per 60 s, global). Environment variables:
 - ``HUNTAZE_RATE_KEY_PREFIX``: Redis key prefix of limiter state, default ``rate_limit:onlyfans`` (the seed's
   bucket lives at ``rate_limit:onlyfans:global``).
 - ``HUNTAZE_RATE_RESERVATION_HORIZON_S``: a slot further away than this is not reserved (default 21600).
-- ``HUNTAZE_RATE_SLOT_GUARD_MS``: slack beyond W between reserved slots, absorbing the lag before a deferred
-  job is received again (default 1000, capped at a tenth of each window).
+- ``HUNTAZE_RATE_SLOT_GUARD_MS``: least slack beyond W between reserved slots, absorbing the lag before a
+  deferred job is received again (default 1000, capped at a tenth of each window). The limiter grows it to the
+  lateness it observes, up to half the window.
 - ``HUNTAZE_GATE_FAIL_OPEN``: DANGEROUS, default ``false``. When Redis is unreachable the gate defers every job
   (fail closed) so the upstream limit is never exceeded. ``true`` forwards jobs unlimited while Redis is down:
   the target platform may then throttle or ban the accounts. Use only in an incident, deliberately.

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from common import aws
+from gate.batch import SQS_MAX_ATTEMPTS, SQS_READ_TIMEOUT_S
 from localplane.services import RedisServer
 from tests.gate.factories import Pump, Queues, make_job
 
@@ -85,28 +87,36 @@ def test_flow_burst_of_500_all_forwarded_none_dead_lettered(
 ) -> None:
     monkeypatch.setenv("HUNTAZE_RATE_LIMITS", "global=50/1s")
     sent = queues.send_jobs([make_job(creator_id=f"creator-{i % 25}") for i in range(500)])
-    counter = ApiCounter(queues.sqs)
+    counter = ApiCounter(queues.sqs)  # the poller's calls
+    gate_sqs = aws.client("sqs", read_timeout_s=SQS_READ_TIMEOUT_S, max_attempts=SQS_MAX_ATTEMPTS)
+    gate_counter = ApiCounter(gate_sqs)  # the gate's own client (cached, the one Gate.from_settings builds)
     started = time.monotonic()
     try:
         forwarded = run_flow(pump, fifo_collector, 500, deadline_s=100)
     finally:
         counter.close()
+        gate_counter.close()
     elapsed = time.monotonic() - started
     ids = origin_ids(forwarded)
     assert len(ids) == 500 and set(ids) == set(sent), "lost or forwarded twice"
     assert queues.depth(queues.ingress_dlq) == 0
     busiest = max_in_window(admitted_at(forwarded), 1.0)
     receives = Counter(pump.receives.values())
-    gate_calls = sum(n for (op, q), n in counter.calls.items() if op == "SendMessageBatch" or op == "SendMessage")
+    gate_calls = sum(n for (op, q), n in gate_counter.calls.items() if op in ("SendMessageBatch", "SendMessage"))
     esm_calls = sum(n for (op, q), n in counter.calls.items()
                     if q == "huntaze-rate-limiter-queue" and op in ("ReceiveMessage", "DeleteMessageBatch"))
-    print(f"500 burst in {elapsed:.1f}s: receives per job {dict(sorted(receives.items()))}, "
+    mean = sum(pump.receives.values()) / len(pump.receives)
+    print(f"500 burst in {elapsed:.1f}s: receives per job {dict(sorted(receives.items()))} (mean {mean:.2f}), "
           f"{pump.invocations} invocations; SQS calls per delivered job: gate {gate_calls / 500:.2f}, "
           f"poller {esm_calls / 500:.2f}, total {(gate_calls + esm_calls) / 500:.2f}; "
           f"busiest 1 s of forwards: {busiest} (limit 50)")
-    # Original + copy = 2; a job the (single, slow) test poller receives more than W/10 after its slot is
-    # re-checked at that instant and may hop once or twice more. Bounded, never growing with the burst.
-    assert max(pump.receives.values()) <= 4, "a job was received more than O(1) times"
+    # Receives per job: 1 (admitted at once) or 2 (deferred with a reserved slot, admitted when back). A job
+    # that comes back late (the single test poller drains a group of 50 copies visible at the same second 10 at
+    # a time, behind the older messages moto serves first) may find the window filled by earlier tickets: it is
+    # re-slotted once, keeping its ticket (3); its new slot may be overbooked by an earlier ticket that hopped
+    # too, costing one more small hop (4); a fifth is a rare second cascade. The bound does not grow with the
+    # burst: the previous algorithm sent a late job behind the whole backlog and reached 8 here, so 5 can fail.
+    assert max(pump.receives.values()) <= 5, "a job was received more than O(1) times"
     assert max_in_window(admitted_at(forwarded), 1.0) <= 50
 
 

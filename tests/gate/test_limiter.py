@@ -75,6 +75,33 @@ def redis_now_us(client: redis.Redis) -> int:
     return int(seconds) * 1_000_000 + int(micros)
 
 
+def wait_redis_time(client: redis.Redis, at_us: int) -> int:
+    deadline = time.monotonic() + 10
+    while (now := redis_now_us(client)) < at_us:
+        assert time.monotonic() < deadline, "Redis time did not reach the slot"
+        time.sleep(0.01)
+    return now
+
+
+def test_limiter_late_returner_keeps_its_place_later_tickets_hop(client: redis.Redis) -> None:
+    limiter = Limiter(client, parse_limits("global=1/0.3s"))
+    a, b, c, d = limiter.decide_batch([req("a"), req("b"), req("c"), req("d")])
+    assert a.status is Status.ADMITTED and b.slot_us < c.slot_us < d.slot_us
+    wait_redis_time(client, c.slot_us)
+    # b is late (its slot passed a second ago); c comes back on time and takes the window.
+    assert limiter.decide(req("c")).status is Status.ADMITTED_RESERVED
+    late = limiter.decide(req("b"))
+    assert late.status is Status.DEFERRED_RESERVED
+    # One small hop, not behind d (a later ticket): the old algorithm placed it after d's window.
+    assert late.slot_us < d.slot_us + 300_000 and late.retry_after == 1
+    wait_redis_time(client, d.slot_us)
+    on_time = limiter.decide(req("d"))
+    if on_time.status is Status.DEFERRED_RESERVED:  # d came back before b: d adapts, b keeps its slot
+        assert on_time.slot_us >= late.slot_us + 300_000
+    wait_redis_time(client, late.slot_us)
+    assert limiter.decide(req("b")).status is Status.ADMITTED_RESERVED
+
+
 def test_limiter_redelivered_identity_takes_one_slot(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=2/10s"))
     assert limiter.decide(req("same")).status is Status.ADMITTED
