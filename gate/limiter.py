@@ -31,6 +31,7 @@ SCRIPT FLUSH). Any Redis failure or timeout is raised as `LimiterUnavailable`: t
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
+from common import aws
 from gate.errors import LimiterUnavailable
 from gate.settings import Algorithm, GateSettings, LimitSpec, Scope
 
@@ -116,10 +118,23 @@ def load_script() -> str:
     return resources.files("gate").joinpath("decide.lua").read_text(encoding="utf-8")
 
 
+def redis_auth_token(secret_id: str) -> str | None:
+    """The AUTH token from the ``{"token": ...}`` secret (empty means no AUTH); never logged."""
+    secret = aws.client("secretsmanager", read_timeout_s=5, max_attempts=3).get_secret_value(SecretId=secret_id)
+    token = json.loads(secret["SecretString"]).get("token")
+    return str(token) if token else None
+
+
 def redis_client(settings: GateSettings) -> redis.Redis:
     """A client that fails fast: no client-side retries, short timeouts (a slow Redis counts as down)."""
+    extra: dict[str, Any] = {}
+    if settings.redis_auth_secret_id:
+        token = redis_auth_token(settings.redis_auth_secret_id)
+        if token:
+            extra["password"] = token
     return redis.Redis.from_url(
         settings.redis_url.get_secret_value(),
+        **extra,
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_connect_timeout_s,
         retry=Retry(NoBackoff(), 0),

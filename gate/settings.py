@@ -25,6 +25,9 @@ reproduces the seed (10 jobs per 60 s, global). Environment variables:
 - ``HUNTAZE_GATE_FAIL_OPEN``: DANGEROUS, default ``false``. When Redis is unreachable the gate defers every job
   (fail closed) so the upstream limit is never exceeded. ``true`` forwards jobs unlimited while Redis is down:
   the target platform may then throttle or ban the accounts. Use only in an incident, deliberately.
+- ``HUNTAZE_REDIS_AUTH_SECRET_ID``: Secrets Manager secret holding the Redis AUTH token as JSON
+  ``{"token": ...}`` (the seed's ``redis/auth-token``). Read once per cold start, so ``REDIS_URL`` (visible to
+  anyone who can read the function's configuration) carries no password. Unset: the URL is used as it is.
 - ``HUNTAZE_REDIS_CONNECT_TIMEOUT_S`` / ``HUNTAZE_REDIS_SOCKET_TIMEOUT_S``: default 0.5 s each; a slow Redis
   counts as unreachable.
 - ``HUNTAZE_REDIS_BACKOFF_BASE_S`` / ``HUNTAZE_REDIS_BACKOFF_MAX_S``: deferral delay while Redis is
@@ -106,6 +109,7 @@ class GateSettings(HuntazeSettings):
     rate_reservation_horizon_s: int = Field(21_600, ge=1)
     rate_slot_guard_ms: int = Field(1000, ge=0, le=60_000)
     gate_fail_open: bool = False
+    redis_auth_secret_id: str | None = Field(None, min_length=1)
     redis_connect_timeout_s: float = Field(0.5, gt=0, le=30)
     redis_socket_timeout_s: float = Field(0.5, gt=0, le=30)
     redis_backoff_base_s: int = Field(2, ge=1, le=900)
