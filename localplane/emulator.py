@@ -7,15 +7,19 @@ a receive on other messages, and after maxReceiveCount moto moves perfectly vali
 Lambda's pollers receive from a mapped queue; locally that poller is `localplane.mapping_runner`. So queues here
 never run mappings inline. Mappings are still stored and listed exactly as before.
 
-Left as moto has it, on purpose: FIFO long polls snapshot the message groups in flight when a ReceiveMessage
-starts, so a message of such a group freed during the poll waits for the next poll (up to 20 s). Making that
-snapshot live was tried and broke per-group ordering under load (a worker test saw a group's messages
-delivered out of order), so jobs here may simply wait up to one poll longer than on AWS.
+A second gap, in FIFO long polling: moto snapshots the message groups in flight when a ReceiveMessage starts and
+never refreshes it, so a message of such a group that becomes receivable during the poll (its group's earlier
+message was deleted) is not returned until the poll times out: up to 20 s late, while AWS returns it at once.
+Here the groups blocked by messages in flight when the poll began are re-checked at each pass of the poll (not
+within a pass: a delete landing mid-pass must not let the pass skip a group's oldest messages and return a later
+one), and messages received by the same call do not block their own group (one receive may return several
+messages of a group, in order, as on AWS).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 
@@ -26,16 +30,71 @@ class _MappingsRunByTheLocalPlane(dict[str, Any]):
         return None
 
 
+_passes = threading.local()  # per server thread: how many times it has listed each queue's messages
+
+
+def _pass_number(queue: Any) -> int:
+    counts: dict[int, int] = getattr(_passes, "counts", {})
+    return counts.get(id(queue), 0)
+
+
+class _LivePendingGroups:
+    """Groups still blocked by a message that was in flight when the receive began.
+
+    The answer is fixed for one pass over the queue's messages (recomputed when the receiving thread lists the
+    messages again): a group freed by a delete in the middle of a pass must not let that pass return a later
+    message of the group while earlier ones were skipped. Freed groups come back on the next pass, in order.
+    """
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.initial = set(queue._pending_messages)
+        self._pass = -1
+        self._blocked: set[object] = set()
+
+    def __contains__(self, group: object) -> bool:
+        current = _pass_number(self.queue)
+        if current != self._pass:
+            self._pass = current
+            self._blocked = {m.group_id for m in list(self.queue._pending_messages) if m in self.initial}
+        return group in self._blocked
+
+
+class _PendingGroups(set[str]):
+    """What `Queue.pending_message_groups` returns: a set, whose deepcopy (taken by ReceiveMessage) stays live."""
+
+    def __init__(self, queue: Any, groups: set[str]) -> None:
+        super().__init__(groups)
+        self.queue = queue
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _LivePendingGroups:
+        return _LivePendingGroups(self.queue)
+
+
 def patch_moto() -> None:
     from moto.sqs import models
 
     original_init = models.Queue.__init__
+    original_groups: Any = models.Queue.__dict__["pending_message_groups"]  # the property object itself
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self.lambda_event_source_mappings = _MappingsRunByTheLocalPlane()
 
+    def pending_message_groups(self: Any) -> _PendingGroups:
+        return _PendingGroups(self, original_groups.fget(self))
+
+    original_messages: Any = models.Queue.__dict__["messages"]
+
+    def messages(self: Any) -> Any:
+        counts: dict[int, int] = getattr(_passes, "counts", None) or {}
+        counts[id(self)] = counts.get(id(self), 0) + 1
+        _passes.counts = counts
+        return original_messages.fget(self)
+
     models.Queue.__init__ = init  # type: ignore[method-assign]
+    models.Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign,assignment]
+    models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
 
 
 def main(argv: list[str] | None = None) -> None:
