@@ -9,7 +9,8 @@ module does not import boto3.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -57,6 +58,16 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+@contextlib.contextmanager
+def absent_ok(code: str = "ResourceNotFoundException") -> Iterator[None]:
+    """Swallow the AWS error `code` (a resource already gone, or an API that does not know it); raise the rest."""
+    try:
+        yield
+    except Exception as exc:
+        if error_code(exc) != code:
+            raise
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -28,7 +28,7 @@ from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import json_text, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key
-from controller.retrying import error_code
+from controller.retrying import absent_ok, error_code
 from controller.specs.fields import SpecModel, in_range
 
 _log = logging.getLogger(__name__)
@@ -130,12 +130,9 @@ class DashboardKind(KindHandler):
         arn = dashboard_arn(desired["dashboardName"], ctx.account_id)
         spec: DashboardSpec = manifest.spec
         tags = desired_tags(manifest, ctx.stack, spec.tags)
-        try:
+        # moto cannot tag dashboards; real CloudWatch can. Untagged means "never pruned", not an error.
+        with absent_ok():
             ctx.client("cloudwatch").tag_resource(ResourceARN=arn, Tags=tags_to_list(tags))
-        except Exception as exc:
-            # moto cannot tag dashboards; real CloudWatch can. Untagged means "never pruned", not an error.
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
         live = self.read(manifest, ctx)
         if live is None:
             raise TemporaryError(str(manifest.key), "not visible yet after PutDashboard", delay=2)

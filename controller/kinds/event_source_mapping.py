@@ -20,7 +20,7 @@ from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import aws_retry, error_code, wait_for
+from controller.retrying import absent_ok, aws_retry, wait_for
 from controller.specs.fields import SpecModel, in_range
 
 SETTLE_TIMEOUT_S = 120.0
@@ -147,11 +147,8 @@ class EventSourceMappingKind(KindHandler):
         return self._settled(lam, live.outputs["uuid"], manifest.key, ctx)
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
-        try:
+        with absent_ok():
             ctx.client("lambda").delete_event_source_mapping(UUID=live.outputs["uuid"])
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
         lam = ctx.client("lambda")

@@ -26,7 +26,7 @@ from controller.kinds.task_definition import ValueRef
 from controller.model import Manifest, ResourceKey
 from controller.normalize import user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import aws_retry, error_code, wait_for
+from controller.retrying import absent_ok, aws_retry, error_code, wait_for
 from controller.specs.fields import SpecModel, in_range
 
 UPDATE_TIMEOUT_S = 300.0
@@ -202,11 +202,8 @@ class FunctionKind(KindHandler):
         return self._reread(manifest, ctx)
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
-        try:
+        with absent_ok():
             ctx.client("lambda").delete_function(FunctionName=live.physical_id)
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
         lam = ctx.client("lambda")

@@ -35,7 +35,9 @@ def test_emulator_fifo_long_poll_returns_message_of_group_freed_during_poll(aws:
     first = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"][0]  # group g is now in flight
 
     def free_the_group_then_send() -> None:
-        time.sleep(1)  # let the long poll below start while g is in flight
+        # Give the long poll below time to start while g is in flight. If it started late, the message would simply
+        # be returned by a fresh poll: the test could then pass on plain moto too, but it can never fail falsely.
+        time.sleep(1)
         sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
         sqs.send_message(QueueUrl=url, MessageBody="second", MessageGroupId="g")
 
