@@ -9,6 +9,9 @@ are the build Lambda can load.
 Same inputs give the same bytes, hence the same ``CodeSha256`` Lambda reports, which is how the reconciler sees
 that code changed: entries are sorted, dated 1980-01-01, mode 0644, made on "unix", compressed at one level.
 
+Built zips are reused: `controller.build_cache` keys each build by a hash of its inputs, so an unchanged
+function (the controller asks for its zip every cycle) is not unpacked and deflated again.
+
 Wheels are fetched once with ``pip download`` into a cache keyed by (architecture, Python version, requirements
 text) so repeated builds never touch the network. They are unpacked here rather than with ``pip install
 --target``: pip would write a ``direct_url.json`` naming the cache path, and the bytes would then depend on where
@@ -25,12 +28,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from controller import build_cache
 from controller.errors import HuntazeCtlError
 
 Architecture = Literal["arm64", "x86_64"]
@@ -81,23 +86,32 @@ def build_lambda_zip(
     """Build the zip and return where it is with its CodeSha256. Raises `PackagingError`."""
     if architecture not in PLATFORMS:
         raise PackagingError(f"architecture must be one of {sorted(PLATFORMS)} (got {architecture!r})")
-    entries: dict[str, bytes] = {}
+    sources: dict[str, bytes] = {}
     for package in packages:
-        _add_entries(entries, _source_entries(Path(package)), origin=str(package))
+        _add_entries(sources, _source_entries(Path(package)), origin=str(package))
+    wheels: list[Path] = []
     if requirements is not None:
         cache = wheel_cache or default_wheel_cache(architecture, python_version)
-        for wheel in fetch_wheels(requirements, architecture, python_version, cache):
-            _add_entries(entries, _wheel_entries(wheel), origin=wheel.name)
+        wheels = fetch_wheels(requirements, architecture, python_version, cache)
+    target_dir = out_dir or (REPO_ROOT / ".cache" / "lambda")
+    key = build_cache.inputs_key(_zip_name(packages, ""), sources, wheels, architecture, python_version)
+    found = build_cache.lookup(target_dir, key)
+    if found is not None:
+        return LambdaZip(path=found[0], sha256_b64=found[1], size=found[2])
+    entries = dict(sources)
+    for wheel in wheels:
+        _add_entries(entries, _wheel_entries(wheel), origin=wheel.name)
     _refuse_forbidden(entries)
     data = zip_bytes(entries)
-    target_dir = out_dir or (REPO_ROOT / ".cache" / "lambda")
     target_dir.mkdir(parents=True, exist_ok=True)
     sha = code_sha256(data)
     name = _zip_name(packages, sha)
     path = target_dir / name
-    tmp = path.with_suffix(".zip.tmp")
+    # Unique per process and thread: resources sharing a package are built concurrently (a fixed name raced).
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+    build_cache.remember(target_dir, key, path, sha, len(data))
     return LambdaZip(path=path, sha256_b64=sha, size=len(data))
 
 

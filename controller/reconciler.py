@@ -1,9 +1,17 @@
 """The one generic reconcile loop (ACK's runtime, in Python): read, diff, then create, update, replace or skip.
 
-Called by the `apply`, `diff`, `drift` and `delete` commands. It never imports boto3 or a kind: it reaches
-kinds through `controller.kinds.registry` and AWS only through the handlers' verbs, each wrapped in
-`controller.retrying.aws_retry` (throttling, eventual consistency). After a write it re-reads until the
-resource shows no drift (bounded), so a slow-to-converge API never turns into spurious drift on the next run.
+Called by the `apply`, `diff`, `drift` and `delete` commands and by the operator loop (`controller.operator`).
+It never imports boto3 or a kind: it reaches kinds through `controller.kinds.registry` and AWS only through the
+handlers' verbs. Before each pass and each tier, the kinds read in batches (`controller.kinds.prefetch`), so a
+no-op pass costs about one read call per resource. After a write it re-reads until the resource shows no drift
+(bounded), so a slow-to-converge API never turns into spurious drift on the next run.
+
+Retries follow ACK's requeue model (`controller.errors.classify`): botocore retries single calls; a verb is
+never retried as a whole. A failed attempt on a resource is classified; a *temporary* one is requeued after the
+delay the error carries (doubling per consecutive failure, per resource), and the next attempt reads and diffs
+again, so a create that succeeded before timing out is found and not created twice. A *terminal* one is reported
+and not retried. `apply` requeues within its run until `ApplyOptions.requeue_deadline_s`; the operator requeues
+across cycles with its own queue (`controller.operator.requeue`).
 
 Resources in one dependency tier are reconciled concurrently by a bounded thread pool; a resource whose
 dependency failed is skipped, never half-applied. Every outcome is data (`ResourceResult`), not an exception.
@@ -14,26 +22,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
+from controller.calls import CallGate
 from controller.claims import rules_by_key
 from controller.diff import Delta, compute_delta
-from controller.errors import HuntazeCtlError, ReplacementRefused
+from controller.errors import ErrorClass, HuntazeCtlError, Interrupted, LeaseLost, ReplacementRefused, Verdict, classify
 from controller.kinds import registry
 from controller.kinds.base import Context, FieldRule, KindHandler, LiveResource
+from controller.kinds.prefetch import prefetch_tags, prefetch_tier
 from controller.model import ANNOTATION_ADOPT, Manifest, Metadata, ResourceKey, Source
 from controller.ownership import is_retained
-from controller.retrying import call, wait_for
+from controller.retrying import wait_for
 from controller.specs import LoadedStack
-
-# Dependents before what they depend on, for prune (no references are known for resources in no spec).
-DELETE_ORDER = (
-    "EventSourceMapping", "ScalingPolicy", "Alarm", "Dashboard", "Service", "TaskDefinition", "Function",
-    "Cluster", "Queue", "Topic", "Bucket", "LogGroup", "Secret", "Role",
-)
 
 
 class Action(StrEnum):
@@ -48,9 +52,11 @@ class Action(StrEnum):
     REFUSED = "refused"
     FAILED = "failed"
     SKIPPED = "skipped"
+    NOT_STARTED = "not-started"  # interrupted before this resource began
 
 
-FAILURES = frozenset({Action.REFUSED, Action.FAILED, Action.SKIPPED})
+FAILURES = frozenset({Action.REFUSED, Action.FAILED, Action.SKIPPED, Action.NOT_STARTED})
+MAX_REQUEUE_DELAY_S = 300.0
 
 
 @dataclass
@@ -61,6 +67,18 @@ class ResourceResult:
     message: str = ""
     dry_run: bool = False
     seconds: float = 0.0
+    error: BaseException | None = None
+    verdict: Verdict | None = None
+    desired: dict[str, Any] | None = None
+    live_before: dict[str, Any] | None = None  # the live fields read at the start of this attempt
+    live_after: dict[str, Any] | None = None  # the live fields after our write settled (None: no write)
+    attempts: int = 1
+    api_calls: int = 0
+    write_calls: int = 0
+
+    @property
+    def temporary(self) -> bool:
+        return self.verdict is not None and self.verdict.error_class is ErrorClass.TEMPORARY
 
     @property
     def failed(self) -> bool:
@@ -73,6 +91,16 @@ class ResourceResult:
         return list(dict.fromkeys([*self.delta.replaced_fields, *self.delta.changed_fields]))
 
 
+class PassProgress(Protocol):
+    """What a pass reports as it goes (`huntazectl apply` draws it with rich). Called from the pass's thread."""
+
+    def tier_started(self, number: int, tiers: int, size: int) -> None: ...
+
+    def resource_done(self, result: ResourceResult) -> None: ...
+
+    def finished(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     dry_run: bool = False
@@ -82,6 +110,10 @@ class ApplyOptions:
     settle_timeout_s: float = 20.0
     # diff/drift: report a needed replacement as drift (a verdict) instead of refusing it (an error)
     report_only: bool = False
+    # apply: how long to keep requeueing resources that failed with a temporary error (0: report them at once)
+    requeue_deadline_s: float = 0.0
+    # apply: told when each tier starts and each resource ends (every pass, requeues included)
+    progress: PassProgress | None = None
 
 
 class _Pending(dict[str, str]):
@@ -96,14 +128,25 @@ class _Pending(dict[str, str]):
 
 
 class Reconciler:
-    def __init__(self, ctx: Context, handler_for: Callable[[str], KindHandler] = registry.handler) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        handler_for: Callable[[str], KindHandler] = registry.handler,
+        gate: CallGate | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.gate = gate  # counts each resource's API calls (and writes) when given
         self.handler_for = handler_for
         self._lock = threading.Lock()
         # Kinds whose owned resources could not be listed by the last `orphans()` call, with the reason.
         self.listing_errors: dict[str, str] = {}
         # Field rules of the stack being applied, per manifest (static rules plus other resources' claims).
         self._rules: dict[ResourceKey, Mapping[str, FieldRule]] = {}
+        # Set by a signal handler: resources not yet started are reported NOT_STARTED, none is begun.
+        self.stop = threading.Event()
+        self.wait: Callable[[float], bool] = self.stop.wait  # between requeues; True means "stop"
+        self._attempt = threading.local()  # what the current thread's attempt read, for failed results
+        self._progress: PassProgress | None = None  # the running apply's (ApplyOptions.progress)
 
     def rules_for(self, manifest: Manifest) -> Mapping[str, FieldRule]:
         """The field rules the diff uses for ``manifest`` in the stack last applied or planned."""
@@ -113,53 +156,136 @@ class Reconciler:
     # --- apply ---------------------------------------------------------------------------------------------
 
     def apply(self, stack: LoadedStack, options: ApplyOptions) -> list[ResourceResult]:
+        try:
+            return self._apply(stack, options)
+        finally:
+            self._progress = None
+            if options.progress is not None:
+                options.progress.finished()
+
+    def _apply(self, stack: LoadedStack, options: ApplyOptions) -> list[ResourceResult]:
         self._rules = rules_by_key(stack.manifests, self.handler_for)
-        results = self._by_tier(stack, lambda m: self._apply_one(m, options), options.concurrency)
-        if options.prune and not any(r.failed for r in results):
+        self._progress = options.progress
+        done = self.run_pass(stack, lambda m: options, options.concurrency)
+        deadline = time.monotonic() + options.requeue_deadline_s
+        backoff: dict[ResourceKey, float] = {}
+        while not self.stop.is_set():
+            temporary = {k: r.verdict for k, r in done.items() if r.temporary and r.verdict is not None}
+            if not temporary:
+                break
+            for k, verdict in temporary.items():
+                first = verdict.delay or 1.0
+                backoff[k] = min(MAX_REQUEUE_DELAY_S, 2 * backoff[k] if k in backoff else first)
+            delay = min(backoff[k] for k in temporary)
+            if time.monotonic() + delay > deadline:
+                break
+            if self.wait(delay):
+                break
+            again = set(temporary) | {k for k, r in done.items() if r.action is Action.SKIPPED}
+            retried = self.run_pass(stack, lambda m: options, options.concurrency, only=again, previous=done)
+            for k, r in retried.items():
+                r.attempts = done[k].attempts + 1
+                done[k] = r
+        results = [done[m.key] for m in stack.manifests if m.key in done]  # claim-only entries are not reconciled
+        if options.prune and not any(r.failed for r in results) and not self.stop.is_set():
             results.extend(self.prune(stack, dry_run=options.dry_run))
         return results
+
+    def run_pass(
+        self,
+        stack: LoadedStack,
+        options_for: Callable[[Manifest], ApplyOptions],
+        concurrency: int,
+        *,
+        only: set[ResourceKey] | None = None,
+        previous: Mapping[ResourceKey, ResourceResult] | None = None,
+    ) -> dict[ResourceKey, ResourceResult]:
+        """One pass in dependency order over ``only`` (default: every resource), each with its own options.
+
+        Resources outside ``only`` are not touched; their outcome in ``previous`` (if any) decides whether a
+        dependent may go ahead. Used by `apply` (and its requeues) and by the operator for each cycle.
+        """
+        self._rules = self._rules or rules_by_key(stack.manifests, self.handler_for)
+        return self._by_tier(stack, lambda m: self._apply_one(m, options_for(m)), concurrency, only, previous)
 
     def plan(self, stack: LoadedStack) -> list[ResourceResult]:
         """What apply would do, without writing (``diff`` and ``drift``)."""
         return self.apply(stack, ApplyOptions(dry_run=True, report_only=True))
 
     def _by_tier(
-        self, stack: LoadedStack, work: Callable[[Manifest], ResourceResult], concurrency: int
-    ) -> list[ResourceResult]:
+        self,
+        stack: LoadedStack,
+        work: Callable[[Manifest], ResourceResult],
+        concurrency: int,
+        only: set[ResourceKey] | None = None,
+        previous: Mapping[ResourceKey, ResourceResult] | None = None,
+    ) -> dict[ResourceKey, ResourceResult]:
         done: dict[ResourceKey, ResourceResult] = {}
+        earlier = previous or {}
+
+        def failed(key: ResourceKey) -> bool:
+            found = done.get(key) or earlier.get(key)
+            return found is not None and found.failed
+
+        self.ctx.prefetched.clear()  # batched reads are per pass: nothing read in an earlier pass is reused
+        if stack.tiers:
+            prefetch_tags(self.ctx)
         widest = max((len(t) for t in stack.tiers), default=1)
         workers = max(1, min(concurrency, widest))
+        progress = self._progress
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-            for tier in stack.tiers:
-                jobs = {}
-                for manifest in tier:
-                    blocked = [d for d in stack.dependencies.get(manifest.key, []) if done[d].failed]
-                    if blocked:
+            for number, tier in enumerate(stack.tiers, 1):
+                members = [m for m in tier if only is None or m.key in only]
+                prefetch_tier(members, self.ctx, self.handler_for)
+                if progress is not None and members:
+                    progress.tier_started(number, len(stack.tiers), len(members))
+                jobs: dict[Future[ResourceResult], ResourceKey] = {}
+                for manifest in members:
+                    blocked = [d for d in stack.dependencies.get(manifest.key, []) if failed(d)]
+                    if self.stop.is_set():
+                        done[manifest.key] = ResourceResult(
+                            manifest.key, Action.NOT_STARTED, message="not started: interrupted")
+                    elif blocked:
                         why = f"not applied: depends on {', '.join(str(b) for b in blocked)} which failed"
                         done[manifest.key] = ResourceResult(manifest.key, Action.SKIPPED, message=why)
                     else:
-                        jobs[manifest.key] = pool.submit(self._timed, work, manifest)
-                for key, future in jobs.items():
-                    done[key] = future.result()
-        return [done[m.key] for m in stack.manifests]
+                        jobs[pool.submit(self._timed, work, manifest)] = manifest.key
+                        continue
+                    if progress is not None:
+                        progress.resource_done(done[manifest.key])
+                for future in as_completed(jobs):
+                    done[jobs[future]] = future.result()
+                    if progress is not None:
+                        progress.resource_done(done[jobs[future]])
+        # A stack may carry manifests no tier holds (they only contribute field claims): not reconciled here.
+        return {m.key: done[m.key] for m in stack.manifests if m.key in done}
 
     def _timed(self, work: Callable[[Manifest], ResourceResult], manifest: Manifest) -> ResourceResult:
         started = time.perf_counter()
+        self._attempt.live_before = None
+        if self.gate is not None:
+            self.gate.reset()
         try:
             result = work(manifest)
-        except ReplacementRefused as exc:
-            result = ResourceResult(manifest.key, Action.REFUSED, message=str(exc))
-        except HuntazeCtlError as exc:
-            result = ResourceResult(manifest.key, Action.FAILED, message=str(exc))
-        except Exception as exc:  # AWS refused: the run goes on for independent resources
-            result = ResourceResult(manifest.key, Action.FAILED, message=_describe_error(exc))
+        except Exception as exc:  # AWS refused, or a kind raised: classified; the run goes on for the others
+            verdict = classify(exc)
+            action = Action.REFUSED if isinstance(exc, ReplacementRefused) else Action.FAILED
+            message = str(exc) if isinstance(exc, HuntazeCtlError) else _describe_error(exc)
+            if isinstance(exc, Interrupted | LeaseLost):
+                message = f"{message} (stopped before its next AWS call)"
+            result = ResourceResult(manifest.key, action, message=message, error=exc, verdict=verdict)
+            result.live_before = self._attempt.live_before
         result.seconds = time.perf_counter() - started
+        if self.gate is not None:
+            count = self.gate.count()
+            result.api_calls, result.write_calls = count.total, count.writes
         return result
 
     def _apply_one(self, manifest: Manifest, options: ApplyOptions) -> ResourceResult:
         handler = self.handler_for(manifest.kind)
         desired = handler.desired(manifest, self.ctx)
-        live = call(handler.read, manifest, self.ctx)
+        live = handler.read(manifest, self.ctx)
+        self._attempt.live_before = live.fields if live is not None else None
         if live is None:
             return self._create(handler, manifest, desired, options)
         if not live.owned and not manifest.adopt:
@@ -172,12 +298,16 @@ class Reconciler:
             return self._replace(handler, manifest, desired, live=live, delta=delta, options=options)
         if not delta.changed_fields:
             self._resolve(manifest.key, live.outputs)
-            return ResourceResult(manifest.key, Action.UNCHANGED, delta, dry_run=options.dry_run)
+            return ResourceResult(manifest.key, Action.UNCHANGED, delta, dry_run=options.dry_run, desired=desired,
+                                  live_before=live.fields)
         if options.dry_run:
             self._resolve(manifest.key, live.outputs)
-            return ResourceResult(manifest.key, Action.UPDATED, delta, dry_run=True)
-        updated = call(handler.update, manifest, live, desired, delta.changed_fields, self.ctx)
-        return self._settled(handler, manifest, updated, action=Action.UPDATED, delta=delta, options=options)
+            return ResourceResult(manifest.key, Action.UPDATED, delta, dry_run=True, desired=desired,
+                                  live_before=live.fields)
+        updated = handler.update(manifest, live, desired, delta.changed_fields, self.ctx)
+        result = self._settled(handler, manifest, updated, action=Action.UPDATED, delta=delta, options=options)
+        result.live_before = live.fields
+        return result
 
     def _create(
         self, handler: KindHandler, manifest: Manifest, desired: dict[str, Any], options: ApplyOptions
@@ -185,8 +315,8 @@ class Reconciler:
         delta = compute_delta(manifest.key, desired, None, self.rules_for(manifest))
         if options.dry_run:
             self._resolve(manifest.key, _Pending(manifest.key))
-            return ResourceResult(manifest.key, Action.CREATED, delta, dry_run=True)
-        created = call(handler.create, manifest, desired, self.ctx)
+            return ResourceResult(manifest.key, Action.CREATED, delta, dry_run=True, desired=desired)
+        created = handler.create(manifest, desired, self.ctx)
         return self._settled(handler, manifest, created, action=Action.CREATED, delta=delta, options=options)
 
     def _replace(
@@ -205,7 +335,7 @@ class Reconciler:
             hint = f"apply refuses this unless run with --allow-replace {manifest.key}"
             return ResourceResult(manifest.key, Action.REPLACED, delta, message=hint, dry_run=True)
         if manifest.key not in options.allow_replace:
-            impact = call(handler.replacement_impact, live, self.ctx)
+            impact = handler.replacement_impact(live, self.ctx)
             raise ReplacementRefused(
                 f"{fields} cannot change in place. Replacing it would lose: {impact}. "
                 f"Rerun with --allow-replace {manifest.key} to delete and recreate it"
@@ -213,8 +343,8 @@ class Reconciler:
         if options.dry_run:
             self._resolve(manifest.key, _Pending(manifest.key))
             return ResourceResult(manifest.key, Action.REPLACED, delta, dry_run=True)
-        call(handler.delete, live, self.ctx)
-        created = call(handler.create, manifest, desired, self.ctx)
+        handler.delete(live, self.ctx)
+        created = handler.create(manifest, desired, self.ctx)
         return self._settled(handler, manifest, created, action=Action.REPLACED, delta=delta, options=options)
 
     def _settled(
@@ -232,7 +362,7 @@ class Reconciler:
         rules = self.rules_for(manifest)
 
         def converged() -> LiveResource | None:
-            live = call(handler.read, manifest, self.ctx)
+            live = handler.read(manifest, self.ctx)
             if live is None or compute_delta(manifest.key, desired, live.fields, rules).has_drift:
                 return None
             return live
@@ -244,7 +374,7 @@ class Reconciler:
             live = written
             message = "written, but the live state did not match the spec yet: the next diff may show drift"
         self._resolve(manifest.key, {**written.outputs, **live.outputs})
-        return ResourceResult(manifest.key, action, delta, message=message)
+        return ResourceResult(manifest.key, action, delta, message=message, desired=desired, live_after=live.fields)
 
     def _resolve(self, key: ResourceKey, outputs: dict[str, str]) -> None:
         with self._lock:
@@ -257,9 +387,9 @@ class Reconciler:
         wanted = stack.keys
         found: list[LiveResource] = []
         self.listing_errors = {}
-        for kind in _delete_order(kinds if kinds is not None else registry.known_kinds()):
+        for kind in registry.delete_order(kinds):
             try:
-                listed = call(self.handler_for(kind).list_owned, self.ctx)
+                listed = self.handler_for(kind).list_owned(self.ctx)
             except Exception as exc:  # one kind's API failing must not hide the others' orphans
                 self.listing_errors[kind] = _describe_error(exc)
                 continue
@@ -269,6 +399,9 @@ class Reconciler:
     def prune(self, stack: LoadedStack, dry_run: bool = False) -> list[ResourceResult]:
         results = []
         for live in self.orphans(stack):
+            if self.stop.is_set():
+                results.append(ResourceResult(live.key, Action.NOT_STARTED, message="not pruned: interrupted"))
+                continue
             results.append(self._timed(self._pruner(live, dry_run), _stub(live)))
         for kind, error in self.listing_errors.items():
             key = ResourceKey(kind=kind, name="*")
@@ -285,12 +418,15 @@ class Reconciler:
         """Delete every resource of the stack (dependents first), owned ones only, honouring retain."""
         results = []
         for manifest in reversed(stack.manifests):
+            if self.stop.is_set():
+                results.append(ResourceResult(manifest.key, Action.NOT_STARTED, message="not deleted: interrupted"))
+                continue
             results.append(self._timed(lambda m: self._delete_one(m, dry_run), manifest))
         return results
 
     def _delete_one(self, manifest: Manifest, dry_run: bool) -> ResourceResult:
         handler = self.handler_for(manifest.kind)
-        live = call(handler.read, manifest, self.ctx)
+        live = handler.read(manifest, self.ctx)
         if live is None:
             return ResourceResult(manifest.key, Action.ABSENT, message="does not exist", dry_run=dry_run)
         if not live.owned:
@@ -306,13 +442,8 @@ class Reconciler:
         if is_retained(live.tags):
             return ResourceResult(live.key, Action.RETAINED, message="deletion-policy: retain", dry_run=dry_run)
         if not dry_run:
-            call(self.handler_for(live.key.kind).delete, live, self.ctx)
+            self.handler_for(live.key.kind).delete(live, self.ctx)
         return ResourceResult(live.key, action, dry_run=dry_run)
-
-
-def _delete_order(kinds: Iterable[str]) -> list[str]:
-    rank = {kind: i for i, kind in enumerate(DELETE_ORDER)}
-    return sorted(kinds, key=lambda k: rank.get(k, -1))
 
 
 def _stub(live: LiveResource) -> Manifest:

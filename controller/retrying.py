@@ -1,10 +1,9 @@
-"""Retries for AWS throttling and eventual consistency, shared by the reconciler and the kind modules.
+"""Bounded polling for kinds (`wait_for`), and the "already gone" helper (`absent_ok`).
 
-`controller.reconciler` wraps every handler verb with `aws_retry`; kinds use `aws_retry` (or `call`) around
-single calls that AWS is known to refuse for a while after a related write (a role just created is not yet
-assumable by Lambda; a queue name is blocked for 60 s after deletion), and `wait_for` to poll a condition
-with a bounded deadline. Errors are classified by their AWS error code, duck-typed from ``.response`` so this
-module does not import boto3.
+The reconciler no longer retries whole verbs: a failed attempt is classified by `controller.errors.classify` and
+requeued (ACK's model, see `controller.reconciler`). `aws_retry`/`call` remain only for kind modules that still
+wrap single calls (being removed from the kinds; botocore's adaptive retries cover single calls); what they retry
+is exactly what `classify` calls temporary. Error codes are duck-typed from ``.response``: no boto3 import here.
 """
 
 from __future__ import annotations
@@ -22,42 +21,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from controller.errors import TemporaryError
+from controller.errors import TemporaryError, classify, error_code
 
 T = TypeVar("T")
-
-RETRYABLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "SlowDown",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalError",
-        "ResourceConflictException",  # Lambda: an update is in progress
-        "ResourceInUseException",
-        "OperationAbortedException",  # CloudWatch Logs / S3: a conflicting operation
-        "ConcurrentModificationException",
-        "AWS.SimpleQueueService.QueueDeletedRecently",
-        "QueueDeletedRecently",
-    }
-)
-# Codes that mean "a resource just written is not visible yet" when they follow a write we made.
-PROPAGATION_MESSAGES = ("cannot be assumed", "role defined for the function", "does not exist")
+__all__ = ["absent_ok", "aws_retry", "call", "error_code", "is_retryable", "wait_for"]
 
 MAX_ATTEMPTS = 6
 MAX_DELAY_S = 90.0
-
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 @contextlib.contextmanager
@@ -71,14 +41,7 @@ def absent_ok(code: str = "ResourceNotFoundException") -> Iterator[None]:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, TemporaryError):
-        return True
-    code = error_code(exc)
-    if code in RETRYABLE_CODES:
-        return True
-    if code == "InvalidParameterValueException":
-        return any(m in str(exc) for m in PROPAGATION_MESSAGES[:2])
-    return False
+    return classify(exc).temporary
 
 
 def _reraise(state: RetryCallState) -> Any:

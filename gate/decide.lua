@@ -1,90 +1,91 @@
--- decide.lua: admit, reserve or defer a batch of jobs against several limits, atomically.
--- Loaded once and run with EVALSHA by gate/limiter.py, which documents the key and argument layout.
+-- decide.lua: admit, reserve or defer a batch of jobs against several limits, atomically, in O(log n) per job.
+-- Loaded once and run with EVALSHA by gate/limiter.py. Key names come from common/redis_keys.py.
 --
 -- KEYS[1]            circuit-breaker flag (exists = open; PTTL = remaining open time)
--- KEYS[2]            ticket counter (INCR): every new job takes the next ticket, its place in line for good
--- KEYS[3]            pending hash: identity -> ticket, for every job holding a reservation (not yet admitted)
--- KEYS[4]            lateness hash {us, at}: how late reserved jobs come back (decaying maximum)
--- per record i       KEYS[b+1] slot key ("slot_us ticket"), KEYS[b+2] forwarded mark, KEYS[b+3 .. b+2+L] limit
---                    keys, with b = 4 + (i-1) * (2 + L)
--- ARGV[1]            1 = reserve future slots for throttled jobs, 0 = do not
+-- KEYS[2]            limiter epoch (missing = Redis lost the limiter's memory: the last W counts as full)
+-- KEYS[3]            (unused, kept so the key layout stays stable: a job's place in its creator's line is now
+--                    its producer's send time, not a counter)
+-- per record i       KEYS[b+1] job state, KEYS[b+2] the creator's order set, KEYS[b+3 .. b+2+L] limit keys,
+--                    with b = 3 + (i-1) * (2 + L)
+-- ARGV[1]            breaker retry (ms) when the flag has no TTL
 -- ARGV[2]            reservation horizon (us): slots further away are not reserved
--- ARGV[3]            breaker retry (ms) when the flag has no TTL
--- ARGV[4]            grace (ms) a slot key outlives its slot (redelivery must not take a second slot)
--- ARGV[5]            L, number of limits; then per limit: kind ('w' window | 'b' token bucket), N, W (us),
---                    G (us): the least guard added to W when placing a future slot, absorbing the lag between
---                    a slot and the moment its job is received again. The guard grows to the lateness actually
---                    observed (at most W/2): jobs that come back late in a bunch then do not spill into the
---                    next group's window, which would cost the next group a hop.
--- ARGV[6+4L]         n, number of records; then n members (the jobs' stable identities)
+-- ARGV[3]            settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
+-- ARGV[4]            admitted-state TTL (ms): how long an admitted job is remembered (duplicates stay harmless)
+-- ARGV[5]            stale (us): a waiting job whose slot passed this long ago no longer holds back its creator
+-- ARGV[6]            order settle (us): a new job is not admitted before it has been known this long, so that
+--                    an earlier job of its creator, received by another invocation at about the same time, is
+--                    registered first and goes first (0: admit at once when the creator has no job in line)
+-- ARGV[7]            L, number of limits; then per limit: kind ('w' sliding | 'b' token bucket), N, W (us),
+--                    G (us): slack added between consecutive groups of N future slots, absorbing return lag
+-- ARGV[8+4L]         n, number of records; then per record: member (the job's stable identity) and its order
+--                    score (the producer's send time, us: a creator's jobs go in this order)
 --
 -- Returns {now_us, then per record: status, retry_us, remaining, slot_us}. Status codes are Status in
 -- gate/limiter.py. Time is Redis TIME; the caller's clock is never used.
 --
--- Entries of a sliding log are admissions (at their real admission time) or reservations (a future, or
--- overdue, slot; the member is in the pending hash with its ticket). An admission at `now` always counts every
--- admission, so "at most N in any W" holds on real admission times whatever the reservations do. A new job also
--- counts every reservation (it queues behind all of them). A job coming back for its slot counts admissions and
--- only the reservations of EARLIER tickets: a later reservation never makes it lose its place. If it cannot go
--- now (it came back late and the window filled meanwhile), it is re-slotted at the earliest time the earlier
--- tickets leave free, usually one small hop, and keeps its ticket; the later tickets it overlaps adapt the same
--- way when they come back. A reservation holds its capacity from its slot until the guard has passed; a job
--- later than that is not waited for (its unused capacity would be wasted and the backlog would grow), it keeps
--- its ticket and is re-slotted when back. Receives per job therefore stay O(1) however long the backlog is.
-
-local function fmt(x) return string.format('%.0f', x) end
-
--- HMGET / HDEL in chunks: unpack() of a huge list would overflow Lua's stack.
-local CHUNK = 1000
-local function chunked(command, key, members)
-  local out = {}
-  for from = 1, #members, CHUNK do
-    local part = redis.call(command, key, unpack(members, from, math.min(#members, from + CHUNK - 1)))
-    if type(part) == 'table' then
-      for _, v in ipairs(part) do out[#out + 1] = v end
-    end
-  end
-  return out
-end
+-- A sliding limit is ONE sorted set per limit: real admission times (past) and reserved slots (future or just
+-- passed), member = the job's identity. The invariants each step keeps:
+--  (I1) at most N real admissions in any W: an admission happens only at `now` (Redis TIME, monotone), and only
+--       if fewer than N other entries (admissions or reservations) lie in (now-W, now]. Admission times are
+--       never removed while they can matter (trim only below now-W), so "at most N in any W" holds on them.
+--  (I2) a new slot t is never earlier than (N-th largest entry) + W: it lands after every existing entry's
+--       window is full, so the schedule itself never exceeds N in any W and each decision costs O(log n):
+--       ZREVRANGE by rank, not a scan of the reservations.
+--  (I3) a duplicate never changes the set: a job's state key says reserved (slot, order score), admitted (time) or
+--       forwarded. Only a job's first delivery adds an entry, only the return of a reserved job moves its own
+--       entry (slot -> real time, never earlier), and nothing ever deletes an admission. Moving an entry later
+--       never under-counts a window that is still ahead: a window ending at or after the new time that held
+--       the old time holds the new one too.
+--  (I4) per-creator order: every job the gate knows of and has not yet forwarded is in its creator's order
+--       set, scored by its producer's send time. A job is admitted only when it heads that set, and it stays
+--       at the head until the gate marks it forwarded (gate/limiter.py removes it then): one creator has at
+--       most one job between admission and forward, so two invocations never race one creator's sends. A new
+--       job waits `order settle` before its first admission, so that an earlier job of its creator received
+--       by another invocation at about the same time takes its place in line first.
+--  (I5) memory lost (epoch missing): the epoch is set to now and no limit admits before epoch + W.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local reserve = ARGV[1] == '1'
+local breaker_default_us = tonumber(ARGV[1]) * 1000
 local horizon = tonumber(ARGV[2])
-local breaker_default_us = tonumber(ARGV[3]) * 1000
-local grace_ms = tonumber(ARGV[4])
-local L = tonumber(ARGV[5])
-local TICKETS, PENDING, LATENESS = KEYS[2], KEYS[3], KEYS[4]
-local FIRST = 4
+local settle = tonumber(ARGV[3])
+local admitted_ttl = tonumber(ARGV[4])
+local stale = tonumber(ARGV[5])
+local order_settle = tonumber(ARGV[6])
+local L = tonumber(ARGV[7])
 local kinds, caps, windows, guards = {}, {}, {}, {}
 for j = 1, L do
-  kinds[j] = ARGV[5 + 4 * (j - 1) + 1]
-  caps[j] = tonumber(ARGV[5 + 4 * (j - 1) + 2])
-  windows[j] = tonumber(ARGV[5 + 4 * (j - 1) + 3])
-  guards[j] = tonumber(ARGV[5 + 4 * (j - 1) + 4])
+  kinds[j] = ARGV[7 + 4 * (j - 1) + 1]
+  caps[j] = tonumber(ARGV[7 + 4 * (j - 1) + 2])
+  windows[j] = tonumber(ARGV[7 + 4 * (j - 1) + 3])
+  guards[j] = tonumber(ARGV[7 + 4 * (j - 1) + 4])
 end
-local n_at = 6 + 4 * L
+local n_at = 8 + 4 * L
 local n = tonumber(ARGV[n_at])
 local stride = 2 + L
-local pending_ttl = 0
-
--- Lateness of returning reserved jobs: a maximum that decays with a time constant of 10 windows.
-local longest = 0
-for j = 1, L do longest = math.max(longest, windows[j]) end
-local late_raw = redis.call('HMGET', LATENESS, 'us', 'at')
-local late, late_changed = 0, false
-if late_raw[1] and late_raw[2] then
-  late = tonumber(late_raw[1]) * math.exp(-math.max(0, now - tonumber(late_raw[2])) / (10 * longest))
-end
-local function observe_lateness(us)
-  if us > late then late, late_changed = us, true end
-end
-local function guard(j)
-  return math.max(guards[j], math.min(late, windows[j] / 2))
-end
 local out = {now}
+
+local function fmt(x) return string.format('%.0f', x) end
+
+-- (I5) One GET per call: the epoch is set once and never expires.
+local epoch = tonumber(redis.call('GET', KEYS[2]))
+if epoch == nil then
+  epoch = now
+  redis.call('SET', KEYS[2], fmt(now))
+end
 local breaker_pttl = redis.call('PTTL', KEYS[1])
-local trimmed = {}
+local function breaker_wait()
+  if breaker_pttl == -1 then return breaker_default_us end
+  return breaker_pttl * 1000
+end
+
+-- Keys written in this call: trimmed and given a TTL once per call, so a batch pays it once.
+local touched = {}
+local function touch(key, w)
+  if touched[key] then return end
+  touched[key] = true
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - w))
+end
 
 -- Token bucket (the seed's TokenBucketState hash); tokens below zero are reserved slots (debt).
 local function bucket_state(key, cap, w)
@@ -92,8 +93,7 @@ local function bucket_state(key, cap, w)
   local h = redis.call('HMGET', key, 'tokens', 'timestamp')
   local tokens, ts = tonumber(h[1]), tonumber(h[2])
   if tokens == nil or ts == nil then return cap, rate end
-  local elapsed = math.max(0, now / 1000000 - ts)
-  return math.min(cap, tokens + elapsed * rate), rate
+  return math.min(cap, tokens + math.max(0, now / 1000000 - ts) * rate), rate
 end
 
 local function bucket_take(key, cap, w)
@@ -104,65 +104,63 @@ local function bucket_take(key, cap, w)
   redis.call('PEXPIRE', key, math.ceil((cap - tokens) / rate * 1000) + 1000)
 end
 
--- Sliding log: members are identities, scores admission times (past) or reserved slots. Inserting t is allowed
--- iff no N counted entries lie with t inside one window of W. `ticket` nil counts every entry; else the
--- reservations of tickets after it are not counted. On failure, returns the first time worth trying next: no t'
--- in [c, jump) can be feasible for this limit.
--- The scores of the entries that count. A new job (ticket nil) counts all but expired reservations, so only
--- entries older than `expired` are looked up; a returning job looks up every entry's ticket.
-local function counted(raw, ticket, expired)
-  local members, idx = {}, {}
-  for i = 1, #raw, 2 do
-    if ticket ~= nil or tonumber(raw[i + 1]) < expired then
-      members[#members + 1] = raw[i]
-      idx[#idx + 1] = (i + 1) / 2
-    end
+-- (I2) The earliest slot a new job may take under limit j, by rank: O(log n). Any t at or after it is safe.
+local function rank_bound(key, j)
+  local b = epoch + windows[j]
+  if kinds[j] == 'b' then
+    local tokens, rate = bucket_state(key, caps[j], windows[j])
+    if tokens < 1 then b = math.max(b, now + math.ceil((1 - tokens) / rate * 1000000)) end
+    return b
   end
-  local tickets = {}
-  if #members > 0 then
-    local got = chunked('HMGET', PENDING, members)
-    for k = 1, #idx do tickets[idx[k]] = got[k] end
+  local nth = redis.call('ZREVRANGE', key, caps[j] - 1, caps[j] - 1, 'WITHSCORES')
+  if nth[2] then
+    local at = tonumber(nth[2]) + windows[j]
+    if at > now then at = at + guards[j] end
+    if at > b then b = at end
   end
-  local e = {}
-  for i = 1, #raw / 2 do
-    local t, at = tonumber(tickets[i]), tonumber(raw[2 * i])
-    if t == nil or (at >= expired and (ticket == nil or t < ticket)) then e[#e + 1] = at end
-  end
-  return e
+  return b
 end
 
-local function window_check(key, cap, w, c, ticket, expired)
-  local raw = redis.call('ZRANGEBYSCORE', key, fmt(c - w + 1), fmt(c + w - 1), 'WITHSCORES')
-  if #raw / 2 < cap then return true, c end
-  local e = counted(raw, ticket, expired)
-  local m = #e
-  if m < cap then return true, c end
-  local p = 0
-  for i = 1, m do
-    if e[i] <= c then p = i end
+-- Fewer than N entries within W either side of c: inserting c keeps every window containing it at N or less.
+-- Returns the count too (the remaining capacity of an admission now). O(log n).
+local function fits(key, j, c)
+  if epoch + windows[j] > c then return false, caps[j] end
+  if kinds[j] == 'b' then
+    return (bucket_state(key, caps[j], windows[j])) >= 1 or c > now, 0
   end
-  local jump = nil
-  for j = 0, cap do
-    local first, last = p - j + 1, p + cap - j
-    if first >= 1 and last <= m and math.max(e[last], c) - math.min(e[first], c) < w then
-      if jump == nil or e[first] + w > jump then jump = e[first] + w end
-    end
-  end
-  if jump == nil then return true, c end
-  return false, jump
+  local count = redis.call('ZCOUNT', key, '(' .. fmt(c - windows[j]), '(' .. fmt(c + windows[j]))
+  return count < caps[j], count
 end
 
--- Entries older than W (+ guard) no longer matter. A reservation that old belongs to a job far overdue: it
--- leaves the pending hash too (its ticket stays in its slot key, so the job keeps its place when it is back).
-local function trim(key, w)
-  if not trimmed[key] then
-    local old = redis.call('ZRANGEBYSCORE', key, '-inf', fmt(now - w))
-    if #old > 0 then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - w))
-      chunked('HDEL', PENDING, old)
+-- The first c >= from that fits every limit: `from` if it fits (a job that finds room is never queued behind
+-- later reservations of other creators), else the latest rank bound among the limits that do not fit.
+local function new_slot(base, from)
+  local c, counts = from, nil
+  for _ = 1, L + 1 do
+    local next_c, at_c = c, {}
+    for j = 1, L do
+      local ok, count = fits(KEYS[base + 2 + j], j, c)
+      at_c[j] = count
+      if not ok then next_c = math.max(next_c, rank_bound(KEYS[base + 2 + j], j)) end
     end
-    trimmed[key] = true
+    counts = counts or at_c  -- the counts around now: the remaining capacity reported for this job
+    -- A rank bound is safe by itself (I2): with one limit there is nothing left to check.
+    if next_c == c or L == 1 then return next_c, counts end
+    c = next_c
   end
+  return c, counts
+end
+
+-- (I1) Wait (us) before `member` may be admitted now under limit j; 0 = admissible. `own` is its slot (nil: new).
+local function window_wait(key, j, own)
+  if epoch + windows[j] > now then return epoch + windows[j] - now end
+  if kinds[j] == 'b' then return 0 end
+  local lo = now - windows[j]
+  local c = redis.call('ZCOUNT', key, '(' .. fmt(lo), fmt(now))
+  if own ~= nil and own > lo and own <= now then c = c - 1 end
+  if c < caps[j] then return 0 end
+  local first = redis.call('ZRANGEBYSCORE', key, '(' .. fmt(lo), fmt(now), 'WITHSCORES', 'LIMIT', c - caps[j], 1)
+  return math.max(1000, tonumber(first[2] or now) - lo)
 end
 
 local function remaining_now(base)
@@ -172,139 +170,144 @@ local function remaining_now(base)
     if kinds[j] == 'b' then
       r = math.floor(math.max(0, (bucket_state(key, caps[j], windows[j]))))
     else
-      r = math.max(0, caps[j] - redis.call('ZCOUNT', key, fmt(now - windows[j] + 1), fmt(now + windows[j] - 1)))
+      r = math.max(0, caps[j] - redis.call('ZCOUNT', key, '(' .. fmt(now - windows[j]), fmt(now)))
     end
     if best == nil or r < best then best = r end
   end
   return best or 0
 end
 
-local function release(base, member)
-  for j = 1, L do
-    if kinds[j] == 'w' then redis.call('ZREM', KEYS[base + 2 + j], member) end
-  end
-  redis.call('HDEL', PENDING, member)
-  redis.call('DEL', KEYS[base + 1])
-end
-
--- A deferred job comes back after whole DelaySeconds: reserve slots a whole number of seconds from now, so
--- the slot is when the job is visible again rather than up to a second before it.
-local function aligned(c)
-  if c <= now then return c end
-  return now + math.ceil((c - now) / 1000000) * 1000000
-end
-
--- Earliest time >= now at which every limit admits one more, or nil past the horizon. The job's own entry is
--- removed first. Buckets are skipped for a job that already holds its token (its reserved slot has come).
--- `ticket` (nil: count everything) leaves later tickets' reservations uncounted, as in window_check.
-local function earliest(base, member, with_buckets, ticket)
-  local c = now
+-- Record one admission (or a reservation at slot c) in every limit.
+local function take(base, member, c, fresh)
   for j = 1, L do
     local key = KEYS[base + 2 + j]
     if kinds[j] == 'b' then
-      if with_buckets then
-        local tokens, rate = bucket_state(key, caps[j], windows[j])
-        if tokens < 1 then c = math.max(c, aligned(now + math.ceil((1 - tokens) / rate * 1000000))) end
-      end
+      if fresh then bucket_take(key, caps[j], windows[j]) end
     else
-      trim(key, windows[j] + math.max(guards[j], windows[j] / 2))
-      redis.call('ZREM', key, member)
+      touch(key, windows[j])
+      redis.call('ZADD', key, fmt(c), member)
+      if not touched[key .. '#ttl'] then
+        touched[key .. '#ttl'] = true
+        redis.call('PEXPIRE', key, math.ceil((math.max(c, now) - now + windows[j]) / 1000) + 60000)
+      end
     end
   end
-  for _ = 1, 100000 do
-    if c - now > horizon then return nil end
-    local next_c, ok_all = c, true
-    for j = 1, L do
-      if kinds[j] == 'w' then
-        local w = windows[j]
-        if c > now then w = w + guard(j) end
-        local ok, jump = window_check(KEYS[base + 2 + j], caps[j], w, c, ticket, now - guard(j))
-        if not ok then
-          ok_all = false
-          if jump > next_c then next_c = jump end
-        end
-      end
-    end
-    if ok_all then return c end
-    c = aligned(next_c)
+end
+
+local function admit(base, member, own)
+  take(base, member, now, own == nil)
+  redis.call('SET', KEYS[base + 1], 'a ' .. fmt(now), 'PX', admitted_ttl)
+end
+
+local function parse_state(raw)
+  if not raw then return nil end
+  local kind, a, b = string.match(raw, '^(%a) ?(%d*) ?(%d*)$')
+  return kind, tonumber(a), tonumber(b)
+end
+
+-- Capacity left now from the counts new_slot saw around now (minus `taken`); nil when a bucket is involved.
+local order_ttl = {}
+local function remaining_of(counts, taken)
+  local left = nil
+  for j = 1, L do
+    if kinds[j] ~= 'w' then return nil end
+    local r = math.max(0, caps[j] - counts[j] - (taken or 0))
+    if left == nil or r < left then left = r end
+  end
+  return left
+end
+
+-- (I4) Put a job in its creator's line (kept until it is marked forwarded); the key lives as long as its jobs.
+local function enqueue(order_key, score, member, until_us)
+  redis.call('ZADD', order_key, score, member)
+  local ttl = math.ceil((until_us - now + stale) / 1000) + 900000
+  if (order_ttl[order_key] or 0) < ttl then
+    order_ttl[order_key] = ttl
+    redis.call('PEXPIRE', order_key, ttl)
+  end
+  return ttl
+end
+
+local function new_job(base, member, score)
+  if breaker_pttl ~= -2 then return 6, breaker_wait(), 0 end
+  local c, counts = new_slot(base, now + order_settle)
+  if c <= now and redis.call('EXISTS', KEYS[base + 2]) == 0 then
+    admit(base, member, nil)
+    enqueue(KEYS[base + 2], score, member, now + settle)
+    return 1, 0, now, remaining_of(counts, 1)
+  end
+  if c - now > horizon then return 5, horizon, 0, remaining_of(counts) end
+  take(base, member, c, true)
+  local ttl = enqueue(KEYS[base + 2], score, member, c)
+  redis.call('SET', KEYS[base + 1], 'r ' .. fmt(c) .. ' ' .. fmt(score), 'PX', ttl)
+  return 3, c - now, c, remaining_of(counts)
+end
+
+-- (I4) How long a returning job must wait for an earlier job of its creator; 0 = it heads the line. An
+-- admitted head is being sent: wait for its forwarded mark, or, past the settle time, presume its gate died
+-- before the send (its redelivery goes again on its own) and stop waiting for it. A reserved head whose slot
+-- passed `stale` ago is presumed lost too. A head with no state, or forwarded, is left over: drop it.
+local head_wait = 50000
+local function order_wait(order_key, member, job_prefix)
+  for _ = 1, 4 do
+    local head = redis.call('ZRANGE', order_key, 0, 0)[1]
+    if head == nil or head == member then return 0 end
+    local kind, at = parse_state(redis.call('GET', job_prefix .. head))
+    if kind == 'a' and now - at < settle then return head_wait end
+    if kind == 'r' and at >= now - stale then return math.max(head_wait, at - now) end
+    redis.call('ZREM', order_key, head)
+  end
+  return head_wait
+end
+
+local function returning(base, member, slot, job_prefix)
+  if breaker_pttl ~= -2 then return 6, breaker_wait(), slot end
+  if slot > now then return 4, slot - now, slot end
+  local wait = order_wait(KEYS[base + 2], member, job_prefix)
+  for j = 1, L do wait = math.max(wait, window_wait(KEYS[base + 2 + j], j, slot)) end
+  if wait > 0 then return 8, wait, slot end
+  admit(base, member, slot)
+  -- (I4) It stays at the head of its creator's line until marked forwarded; a job that was not in line (its
+  -- entry dropped as stale, or it had none) joins it, first, as the only job there may be.
+  if redis.call('ZADD', KEYS[base + 2], 'NX', 0, member) == 1 then enqueue(KEYS[base + 2], 0, member, now + settle) end
+  return 2, 0, slot
+end
+
+-- (I3) A job without state whose entry is still in a log (its state expired, or a Redis failover kept one key
+-- and not the other) is not new: it goes as a reserved job at its entry's time, moving its entry, never adding.
+local function leftover(base, member)
+  for j = 1, L do
+    if kinds[j] == 'w' then return tonumber(redis.call('ZSCORE', KEYS[base + 2 + j], member)) end
   end
   return nil
 end
 
-local function commit(base, member, c, with_buckets, ticket)
-  for j = 1, L do
-    local key = KEYS[base + 2 + j]
-    if kinds[j] == 'b' then
-      if with_buckets then bucket_take(key, caps[j], windows[j]) end
-    else
-      redis.call('ZADD', key, fmt(c), member)
-      local ttl = math.ceil((c - now + windows[j]) / 1000) + 1000
-      if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-    end
+local function decide(base, member, score)
+  local kind, a = parse_state(redis.call('GET', KEYS[base + 1]))
+  if kind == nil then
+    a = leftover(base, member)
+    if a == nil then return new_job(base, member, score) end
   end
-  if c > now then
-    redis.call('HSET', PENDING, member, fmt(ticket))
-    local ttl = math.ceil((c - now) / 1000) + grace_ms
-    if ttl > pending_ttl then pending_ttl = ttl end
-  else
-    redis.call('HDEL', PENDING, member)
+  if kind == 'f' then return 7, 0, 0 end
+  local job_prefix = string.sub(KEYS[base + 1], 1, #KEYS[base + 1] - #member)
+  if kind == 'a' then
+    -- (I3) The first copy was admitted; its send may still be under way: wait for its mark. Past the settle
+    -- time the first send is presumed lost (the gate died between send and mark): the job goes again like a
+    -- reserved job whose slot is its first admission, moving its own entry, never adding one. If the first
+    -- send did land, the FIFO deduplication id drops the second.
+    if now - a < settle then return 9, settle - (now - a), a end
   end
-  redis.call('SET', KEYS[base + 1], fmt(c) .. ' ' .. fmt(ticket), 'PX', math.ceil((c - now) / 1000) + grace_ms)
-end
-
--- The slot key holds "slot_us ticket" (a key of an older version holds only the slot: ticket 0, first in line).
-local function slot_of(base)
-  local raw = redis.call('GET', KEYS[base + 1])
-  if not raw then return nil, nil end
-  local slot, ticket = string.match(raw, '^(%d+) (%d+)$')
-  if slot == nil then return tonumber(raw), 0 end
-  return tonumber(slot), tonumber(ticket)
-end
-
-local function decide(base, member)
-  if redis.call('EXISTS', KEYS[base + 2]) == 1 then return 7, 0, 0 end
-  local s, ticket = slot_of(base)
-  if breaker_pttl ~= -2 then
-    if s ~= nil and s > now then release(base, member) end
-    if breaker_pttl == -1 then return 6, breaker_default_us, 0 end
-    return 6, breaker_pttl * 1000, 0
-  end
-  if s ~= nil and s > now then return 4, s - now, s end
-  -- A job whose slot has come is admitted at the actual time if every window allows that instant counting
-  -- admissions and earlier tickets; else (it came back late and the window filled) it is re-slotted, keeping
-  -- its ticket. A new job takes the next ticket and counts everything. Windows record real admission times.
-  local fresh = s == nil
-  if fresh then
-    ticket = redis.call('INCR', TICKETS)
-  elseif redis.call('HEXISTS', PENDING, member) == 1 then
-    observe_lateness(now - s)
-  end
-  local c = earliest(base, member, fresh, (not fresh) and ticket or nil)
-  if c ~= nil and c <= now then
-    commit(base, member, now, fresh, ticket)
-    if fresh then return 1, 0, now end
-    return 2, 0, now
-  end
-  if c ~= nil and (reserve or not fresh) then
-    commit(base, member, c, fresh, ticket)
-    return 3, c - now, c
-  end
-  if not fresh then redis.call('HDEL', PENDING, member) end
-  if c == nil then return 5, horizon, 0 end
-  return 5, c - now, 0
+  return returning(base, member, a, job_prefix)
 end
 
 for i = 1, n do
-  local base = FIRST + (i - 1) * stride
-  local status, retry, slot = decide(base, ARGV[n_at + i])
-  table.insert(out, status)
-  table.insert(out, retry)
-  table.insert(out, remaining_now(base))
-  table.insert(out, slot)
+  local base = 3 + (i - 1) * stride
+  local score = tonumber(ARGV[n_at + 2 * i])
+  if score == nil or score <= 0 then score = now end
+  local status, retry, slot, left = decide(base, ARGV[n_at + 2 * i - 1], score)
+  out[#out + 1] = status
+  out[#out + 1] = retry
+  out[#out + 1] = left or remaining_now(base)
+  out[#out + 1] = slot
 end
-if late_changed then
-  redis.call('HSET', LATENESS, 'us', fmt(late), 'at', fmt(now))
-  redis.call('PEXPIRE', LATENESS, math.ceil(30 * longest / 1000))
-end
-if pending_ttl > 0 and redis.call('PTTL', PENDING) < pending_ttl then redis.call('PEXPIRE', PENDING, pending_ttl) end
 return out

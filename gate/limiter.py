@@ -1,32 +1,28 @@
-"""The Redis rate limiter: one Lua script call decides a whole batch of jobs (called by `gate.handler`).
+"""The Redis rate limiter: one Lua script call decides a whole batch of jobs (called by `gate.batch`).
 
-Why it looks like this (ARCHITECTURE.md decisions 1, 2 and 5):
+Why it looks like this (ARCHITECTURE.md decisions 1, 2 and 5, and "Where the limit is kept"):
 
-- ``window`` guarantees "at most N admissions in any W seconds" (a sliding log of admission times); the seed's
-  token bucket is kept as ``token_bucket`` and admits up to 2N in one W, which is why it is not the default.
-- Every limit that applies to a job (global, per creator, ...) is checked and updated in the same script call,
-  with Redis ``TIME`` as the only clock, so concurrent Lambdas cannot overshoot.
-- A throttled job reserves its future slot (its identity becomes a member of the sliding log at a future time,
-  or a token of debt in the bucket, and a slot key remembers the time). When the job comes back it is admitted
-  without competing again: a burst of 500 costs O(1) receives per job instead of polling storms. A redelivered
-  job (same identity) finds its slot key and never takes a second slot.
-- Windows record actual admission times: a job whose reserved slot has come is admitted at the instant it is
-  back, if every window allows that instant. Every admission counts every earlier admission, so the strict
-  window holds on real times. Future slots are placed with a guard beyond W so the usual lag costs no hop: the
-  configured guard, grown to the lateness the script observes (a decaying maximum, at most W/2). A reservation
-  holds its capacity until its slot plus the guard; a job later than that keeps its ticket but no capacity.
-- Each new job takes a ticket (a Redis counter), its place in line for good. A new job counts every reservation
-  and so queues behind them; a job back for its slot counts admissions and only the reservations of earlier
-  tickets. So a job that comes back late (a busy poller, a backlog ahead of it in the queue) and finds the
-  window full is re-slotted at the earliest time the earlier tickets leave, one small hop, instead of behind the
-  whole backlog; the later tickets it now overlaps adapt the same way when they come back. Receives per job stay
-  O(1) whatever the backlog: no thundering herd, no O(n²) receives.
-- The scraper's circuit breaker (`BREAKER_OPEN_KEY`, PX TTL = time left open) is read in the same script: while
-  it exists every job is deferred for its remaining TTL, and future reservations are released.
-- Jobs already forwarded (a mark set after the FIFO send succeeded) are reported as duplicates.
+- ``window`` guarantees "at most N admissions in any W seconds" on real admission times (Redis ``TIME``); the
+  seed's token bucket is kept as ``token_bucket`` and admits up to 2N in one W, which is why it is not the default.
+- Every limit that applies to a job (global, per creator, ...) is checked and updated in the same script call.
+- A limit is one sorted set holding admissions and reserved slots. A throttled job reserves the next free slot,
+  found by rank (the N-th latest entry + W, plus a guard between groups): O(log n) at any backlog, no scan of the
+  reservations. When the job comes back it is admitted at the real instant if fewer than N entries lie in the
+  W before it; a job that came back late into a full window waits a short while (`Status.WAITING`) and keeps
+  its slot, so receives per job stay bounded.
+- A duplicate delivery never changes the set: the job's state key (reserved, admitted, forwarded) answers it.
+  A copy arriving while the first copy's send is in flight waits (`Status.IN_FLIGHT`), never frees a slot.
+- Per creator, jobs are admitted in the order the gate first saw them: a reserved job goes only when it heads
+  its creator's line, and a new job never overtakes a waiting one.
+- A Redis that lost its memory (the epoch key is gone) counts the last W as full: nothing is admitted before
+  one W has passed. Whoever knows a Redis is new and empty (the local plane that just started it, a test) calls
+  `declare_empty`.
+- The scraper's circuit breaker (`common.redis_keys.breaker_open`, PX TTL = time left open) is read in the same
+  script: while it exists every job is deferred for its remaining TTL; reservations are kept.
 
-The script is loaded once, run with EVALSHA, and reloaded when Redis answers NOSCRIPT (restart, failover,
-SCRIPT FLUSH). Any Redis failure or timeout is raised as `LimiterUnavailable`: the caller backs off.
+Key names and their schema version live in `common.redis_keys`. The script is loaded once, run with EVALSHA,
+and reloaded when Redis answers NOSCRIPT (restart, failover, SCRIPT FLUSH). Any Redis failure or timeout is
+raised as `LimiterUnavailable`: the caller backs off.
 """
 
 from __future__ import annotations
@@ -46,19 +42,23 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from common import aws
+from common import redis_keys as keys
 from gate.errors import LimiterUnavailable
 from gate.settings import Algorithm, GateSettings, LimitSpec, Scope
 
-BREAKER_OPEN_KEY = "huntaze:breaker:onlyfans:open"
-SLOT_KEY_PREFIX = "huntaze:gate:slot:"
-TICKET_COUNTER_KEY = "huntaze:gate:tickets"
-PENDING_KEY = "huntaze:gate:pending"
-LATENESS_KEY = "huntaze:gate:lateness"
-FORWARDED_KEY_PREFIX = "huntaze:gate:fwd:"
-# A slot key outlives its slot by this much: a job admitted but not yet forwarded (SQS failed) that comes back
-# within it is admitted again without taking another slot.
-SLOT_GRACE_S = 900
-_FIELDS_PER_RECORD = 4
+# Kept for callers of the first wave (tests, diagnostics): the one breaker flag, now from common.redis_keys.
+BREAKER_OPEN_KEY = keys.breaker_open()
+
+
+# 'a <admitted_us>' -> 'r <admitted_us> 0', and the job heads its creator's line (ticket 0).
+_SEND_FAILED = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 2) == 'a ' then
+  redis.call('SET', KEYS[1], 'r ' .. string.sub(v, 3) .. ' 0', 'KEEPTTL')
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
+return 0
+"""
 
 
 class Status(IntEnum):
@@ -68,12 +68,16 @@ class Status(IntEnum):
     ADMITTED_RESERVED = 2  # the job's reserved slot has come
     DEFERRED_RESERVED = 3  # throttled; a future slot is reserved for it
     DEFERRED_EARLY = 4  # it came back before its reserved slot (DelaySeconds caps at 900 s)
-    DEFERRED_UNRESERVED = 5  # throttled; no reservation (disabled, or past the horizon)
+    DEFERRED_UNRESERVED = 5  # throttled; no reservation (past the horizon)
     BREAKER_OPEN = 6  # the target is throttling us; everything waits
     DUPLICATE = 7  # already forwarded: report done, send nothing
+    WAITING = 8  # its slot has come but the window is still full, or an earlier job of its creator waits
+    IN_FLIGHT = 9  # a duplicate of a job just admitted, whose send may be under way: wait for its mark
 
 
 ALLOWED = frozenset({Status.ADMITTED, Status.ADMITTED_RESERVED})
+# A wait the gate may spend inside the invocation instead of re-sending a delayed copy.
+SHORT_WAITS = frozenset({Status.DEFERRED_RESERVED, Status.DEFERRED_EARLY, Status.WAITING, Status.IN_FLIGHT})
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class LimitRequest:
     creator_id: str
     user_id: str
     action: str
+    # The producer's send time (us since the epoch; 0 = unknown, the decision time is used): a creator's jobs
+    # are admitted in this order (decide.lua, I4).
+    order_us: int = 0
 
     def scope_value(self, scope: Scope) -> str | None:
         return {Scope.GLOBAL: None, Scope.CREATOR: self.creator_id, Scope.USER: self.user_id,
@@ -151,22 +158,26 @@ class Limiter:
         limits: Sequence[LimitSpec],
         algorithm: Algorithm = Algorithm.WINDOW,
         *,
-        reserve: bool = True,
         horizon_s: int = 21_600,
         breaker_default_s: int = 30,
-        key_prefix: str = "rate_limit:onlyfans",
         slot_guard_ms: int = 1000,
+        settle_s: float = 60.0,
+        admitted_ttl_s: int = 86_400,
+        stale_s: float = 900.0,
+        order_settle_s: float = 0.0,
     ) -> None:
         if not limits:
             raise ValueError("at least one limit is required")
         self.client = client
         self.limits = tuple(limits)
         self.algorithm = algorithm
-        self.reserve = reserve
         self.horizon_s = horizon_s
         self.breaker_default_s = breaker_default_s
-        self.key_prefix = key_prefix
         self.slot_guard_ms = slot_guard_ms
+        self.settle_s = settle_s
+        self.admitted_ttl_s = admitted_ttl_s
+        self.stale_s = stale_s
+        self.order_settle_s = order_settle_s
         self._script = load_script()
         self._sha: str | None = None
 
@@ -176,30 +187,31 @@ class Limiter:
             client or redis_client(settings),
             settings.limits,
             settings.rate_algorithm,
-            reserve=settings.rate_reserve_slots,
             horizon_s=settings.rate_reservation_horizon_s,
             breaker_default_s=settings.breaker_default_retry_s,
-            key_prefix=settings.rate_key_prefix,
             slot_guard_ms=settings.rate_slot_guard_ms,
+            admitted_ttl_s=settings.forwarded_mark_ttl_s,
+            order_settle_s=min(settings.order_settle_ms / 1000, settings.rate_hold_max_s),
         )
 
     def limit_key(self, spec: LimitSpec, request: LimitRequest) -> str:
-        """Bucket state keeps the seed's name (``rate_limit:onlyfans:global``); logs live under ``window:``."""
-        parts = [self.key_prefix]
-        if self.algorithm is Algorithm.WINDOW:
-            parts.append("window")
-        parts.append(spec.scope.value)
-        value = request.scope_value(spec.scope)
-        if value is not None:
-            parts.append(value)
-        return ":".join(parts)
+        name = keys.limit_name(spec.scope.value, request.scope_value(spec.scope))
+        return keys.limit_slots(name) if self.algorithm is Algorithm.WINDOW else keys.limit_bucket(name)
 
     def guard_us(self, spec: LimitSpec) -> int:
-        """Least slack added to W when placing a future slot: a deferred job is received a little after its
-        slot (send latency, the poller's lag); the guard keeps that lag from pushing it into the next window,
-        which would cost it another hop. At most a tenth of the window; the script grows it to the lateness it
-        observes, up to half the window."""
-        return min(self.slot_guard_ms, spec.window_ms // 10) * 1000
+        """Slack added between consecutive groups of N future slots: a deferred job is received a little after
+        its slot (whole DelaySeconds, send latency, the poller's lag); the guard keeps that lag from pushing a
+        group into the next group's window. At most a fiftieth of the window: the gate holds a job that came back
+        a little late inside the invocation, so the guard only has to cover the common lag, and every bit of it
+        is capacity the drain loses (2 % here)."""
+        return min(self.slot_guard_ms, spec.window_ms // 50) * 1000
+
+    def warm(self) -> None:
+        """Load the script into Redis now (a cold start), so the first decision pays no extra round trip."""
+        try:
+            self._sha = str(self.client.script_load(self._script))
+        except RedisError as exc:
+            raise LimiterUnavailable(f"could not load the limiter script: {type(exc).__name__}") from exc
 
     def decide(self, request: LimitRequest) -> Decision:
         return self.decide_batch([request])[0]
@@ -208,8 +220,8 @@ class Limiter:
         """All decisions in one round trip, in order. Raises `LimiterUnavailable`."""
         if not requests:
             return []
-        keys, argv = self._arguments(requests)
-        raw = self._run(keys, argv)
+        keys_, argv = self._arguments(requests)
+        raw = self._run(keys_, argv)
         now_us = int(raw[0])
         decisions = []
         for i in range(len(requests)):
@@ -217,43 +229,69 @@ class Limiter:
             decisions.append(Decision(Status(status), retry_us / 1e6, remaining, slot_us, now_us))
         return decisions
 
-    def mark_forwarded(self, identities: Sequence[str], ttl_s: int) -> None:
-        """Remember forwarded jobs so a redelivery is reported done without a second send."""
-        if not identities:
+    def mark_forwarded(self, requests: Sequence[LimitRequest], ttl_s: int) -> None:
+        """Remember forwarded jobs so a redelivery is reported done without a second send, and take each out of
+        its creator's line, so the creator's next job may go (decide.lua, I4)."""
+        if not requests:
             return
         try:
             with self.client.pipeline(transaction=False) as pipe:
-                for identity in identities:
-                    pipe.set(FORWARDED_KEY_PREFIX + identity, "1", ex=ttl_s)
+                for request in requests:
+                    pipe.set(keys.gate_job(request.identity), "f", ex=ttl_s)
+                    pipe.zrem(keys.gate_order(request.creator_id), request.identity)
                 pipe.execute()
         except RedisError as exc:
             raise LimiterUnavailable(f"could not mark forwarded jobs: {type(exc).__name__}") from exc
 
+    def send_failed(self, requests: Sequence[LimitRequest]) -> None:
+        """The forward of these admitted jobs failed (the gate reports their records for redelivery). Each becomes
+        a reserved job whose slot is its failed admission, first in its creator's line: its redelivery goes at
+        once if the window allows, moving its own entry to the real time, never taking a second slot."""
+        if not requests:
+            return
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for request in requests:
+                    pipe.eval(_SEND_FAILED, 2, keys.gate_job(request.identity), keys.gate_order(request.creator_id),
+                              request.identity)
+                pipe.execute()
+        except RedisError as exc:
+            raise LimiterUnavailable(f"could not record failed sends: {type(exc).__name__}") from exc
+
+    def declare_empty(self) -> bool:
+        """Say this Redis is new and its windows are known empty (no admission happened in the last W), so the
+        first W is not counted as full. Only for whoever just created the Redis; True if the epoch was set."""
+        try:
+            return bool(self.client.set(keys.LIMITER_EPOCH, "0", nx=True))
+        except RedisError as exc:
+            raise LimiterUnavailable(f"could not set the limiter epoch: {type(exc).__name__}") from exc
+
     def _arguments(self, requests: Sequence[LimitRequest]) -> tuple[list[str], list[Any]]:
         kind = "w" if self.algorithm is Algorithm.WINDOW else "b"
         argv: list[Any] = [
-            1 if self.reserve else 0, self.horizon_s * 1_000_000, self.breaker_default_s * 1000,
-            SLOT_GRACE_S * 1000, len(self.limits),
+            self.breaker_default_s * 1000, self.horizon_s * 1_000_000, round(self.settle_s * 1e6),
+            self.admitted_ttl_s * 1000, round(self.stale_s * 1e6), round(self.order_settle_s * 1e6),
+            len(self.limits),
         ]
         for spec in self.limits:
             argv += [kind, spec.limit, spec.window_ms * 1000, self.guard_us(spec)]
         argv.append(len(requests))
-        keys = [BREAKER_OPEN_KEY, TICKET_COUNTER_KEY, PENDING_KEY, LATENESS_KEY]
+        keys_ = [keys.breaker_open(), keys.LIMITER_EPOCH, keys.GATE_TICKETS]
         for request in requests:
-            keys += [SLOT_KEY_PREFIX + request.identity, FORWARDED_KEY_PREFIX + request.identity]
-            keys += [self.limit_key(spec, request) for spec in self.limits]
-            argv.append(request.identity)
-        return keys, argv
+            keys_ += [keys.gate_job(request.identity), keys.gate_order(request.creator_id)]
+            keys_ += [self.limit_key(spec, request) for spec in self.limits]
+            argv += [request.identity, request.order_us]
+        return keys_, argv
 
-    def _run(self, keys: list[str], argv: list[Any]) -> list[Any]:
+    def _run(self, keys_: list[str], argv: list[Any]) -> list[Any]:
         try:
             if self._sha is None:
                 self._sha = str(self.client.script_load(self._script))
             try:
-                result = self.client.evalsha(self._sha, len(keys), *keys, *argv)
+                result = self.client.evalsha(self._sha, len(keys_), *keys_, *argv)
             except NoScriptError:
                 self._sha = str(self.client.script_load(self._script))
-                result = self.client.evalsha(self._sha, len(keys), *keys, *argv)
+                result = self.client.evalsha(self._sha, len(keys_), *keys_, *argv)
         except RedisError as exc:
             raise LimiterUnavailable(f"Redis did not decide: {type(exc).__name__}: {exc}") from exc
         return cast(list[Any], result)
@@ -261,6 +299,5 @@ class Limiter:
 
 def breaker_ttl_ms(client: redis.Redis) -> int | None:
     """Remaining open time of the scraper's breaker, None when closed (diagnostics and tests)."""
-    ttl = int(client.pttl(BREAKER_OPEN_KEY))
+    ttl = int(client.pttl(keys.breaker_open()))
     return None if ttl == -2 else ttl
-

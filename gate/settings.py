@@ -14,14 +14,19 @@ reproduces the seed (10 jobs per 60 s, global). Environment variables:
   ``global=10/2s``.
 - ``HUNTAZE_RATE_ALGORITHM``: ``window`` (default: at most N admissions in any W seconds, a sliding log) or
   ``token_bucket`` (the seed's bucket: capacity N, refill N/W per second; note it admits up to 2N in one W).
-- ``HUNTAZE_RATE_RESERVE_SLOTS``: ``true`` (default) reserves a throttled job's future slot so it is admitted
-  when it comes back instead of competing again.
-- ``HUNTAZE_RATE_KEY_PREFIX``: Redis key prefix of limiter state, default ``rate_limit:onlyfans`` (the seed's
-  bucket lives at ``rate_limit:onlyfans:global``).
+- Redis key names (and their schema version) are fixed in `common.redis_keys`, shared with the scraper.
 - ``HUNTAZE_RATE_RESERVATION_HORIZON_S``: a slot further away than this is not reserved (default 21600).
-- ``HUNTAZE_RATE_SLOT_GUARD_MS``: least slack beyond W between reserved slots, absorbing the lag before a
-  deferred job is received again (default 1000, capped at a tenth of each window). The limiter grows it to the
-  lateness it observes, up to half the window.
+- ``HUNTAZE_RATE_SLOT_GUARD_MS``: slack beyond W between consecutive groups of N reserved slots, absorbing the
+  lag before a deferred job is received again (default 1000, capped at a fiftieth of each window).
+- ``HUNTAZE_RATE_HOLD_MAX_S``: a wait up to this long (a slot a few seconds away, a window that frees in a
+  moment) is spent inside the invocation rather than by re-sending a delayed copy, so it costs no receive
+  (default 5; the whole invocation holds at most ``HUNTAZE_RATE_HOLD_BUDGET_S``, default 12, below the 30 s
+  function timeout). 0 turns holding off.
+- ``HUNTAZE_ORDER_SETTLE_MS``: a new job is not admitted before the gate has known it this long (default
+  1000), held inside the invocation: an earlier job of the same creator, received at about the same time by
+  another concurrent invocation, takes its place in the creator's line first, so one creator's jobs go in the
+  order the producer sent them (by SQS SentTimestamp). Capped by ``HUNTAZE_RATE_HOLD_MAX_S`` (no holding, no
+  settle). 0 turns it off: then jobs go in the order the gate first decides them.
 - ``HUNTAZE_GATE_FAIL_OPEN``: DANGEROUS, default ``false``. When Redis is unreachable the gate defers every job
   (fail closed) so the upstream limit is never exceeded. ``true`` forwards jobs unlimited while Redis is down:
   the target platform may then throttle or ban the accounts. Use only in an incident, deliberately.
@@ -104,10 +109,11 @@ class GateSettings(HuntazeSettings):
     ingress_dlq_url: str = Field(min_length=1)
     rate_limits: str = "global=10/60s"
     rate_algorithm: Algorithm = Algorithm.WINDOW
-    rate_reserve_slots: bool = True
-    rate_key_prefix: str = Field("rate_limit:onlyfans", min_length=1)
     rate_reservation_horizon_s: int = Field(21_600, ge=1)
     rate_slot_guard_ms: int = Field(1000, ge=0, le=60_000)
+    rate_hold_max_s: float = Field(5.0, ge=0, le=60)
+    rate_hold_budget_s: float = Field(12.0, ge=0, le=600)
+    order_settle_ms: int = Field(1000, ge=0, le=10_000)
     gate_fail_open: bool = False
     redis_auth_secret_id: str | None = Field(None, min_length=1)
     redis_connect_timeout_s: float = Field(0.5, gt=0, le=30)

@@ -2,7 +2,9 @@
 
 One JSON log line per decision; its message keeps the seed's wording so the seed's Logs Insights query works
 unchanged (``parse @message /allowed: (?<allowed>\\w+), retryAfter: (?<retry>\\d+), remainingTokens:
-(?<tokens>\\d+)/``): all three values are printed as plain integers / booleans.
+(?<tokens>\\d+)/``): all three values are printed as plain integers / booleans. The same line ends with
+``reason: ...`` (parse ``/reason: (?<reason>\\w+)/``): when the breaker is open or Redis is unreachable, the
+line says so rather than passing for a rate-limit decision.
 
 Metrics go to stdout in CloudWatch Embedded Metric Format, namespace ``Huntaze/Gate``, once per invocation:
 ``rate_limit_allowed_count`` and ``rate_limit_rejected_count`` (the seed's), plus ``gate_deferred_count``
@@ -34,16 +36,18 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
-def decision_message(allowed: bool, retry_after: int, remaining: int) -> str:
-    """The seed's log wording; integers only, so the seed's ``\\d+`` patterns match."""
+def decision_message(allowed: bool, retry_after: int, remaining: int, reason: str) -> str:
+    """The seed's log wording, then the true reason in the same line (``reason: breaker_open``,
+    ``reason: redis_unreachable``, ``reason: rate_limited``, ...): integers only, so the seed's ``\\d+`` patterns
+    still match, and a reader of the line alone knows a deferral was not the rate limit."""
     return (
         f"Token bucket result allowed: {'true' if allowed else 'false'}, "
-        f"retryAfter: {int(retry_after)}, remainingTokens: {max(0, int(remaining))}"
+        f"retryAfter: {int(retry_after)}, remainingTokens: {max(0, int(remaining))}, reason: {reason}"
     )
 
 
-def log_decision(allowed: bool, retry_after: int, remaining: int, **fields: Any) -> None:
-    logger.info(decision_message(allowed, retry_after, remaining), extra=fields)
+def log_decision(allowed: bool, retry_after: int, remaining: int, reason: str, **fields: Any) -> None:
+    logger.info(decision_message(allowed, retry_after, remaining, reason), extra={"reason": reason, **fields})
 
 
 def publish(counts: Counter[str]) -> None:

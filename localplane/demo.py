@@ -23,23 +23,26 @@ CREATORS = ("creator_ava", "creator_ben", "creator_cy")
 
 
 def demo_jobs(count: int, site_url: str) -> list[Job]:
-    jobs = []
-    for i in range(count):
-        creator = CREATORS[i % len(CREATORS)]
-        action = ("send_message", "scrape_profile", "get_messages", "download_media")[i % 4]
-        doc: dict[str, Any] = {
-            "action": action, "creator_id": creator, "user_id": f"fan_{i % 5}",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "metadata": {"priority": "normal", "correlation_id": f"demo-{uuid.uuid4().hex[:12]}"},
-        }
-        if action == "send_message":
-            doc["message_content"] = f"Hello from the demo, job {i}"
-        elif action == "scrape_profile":
-            doc["profile_url"] = f"{site_url}/u/{creator}"
-        elif action == "download_media":
-            doc["media_urls"] = [f"{site_url}/media/{creator}-m1/download"]
-        jobs.append(Job.model_validate(doc))
-    return jobs
+    return [make_job(("send_message", "scrape_profile", "get_messages", "download_media")[i % 4],
+                     CREATORS[i % len(CREATORS)], site_url, user=f"fan_{i % 5}",
+                     text=f"Hello from the demo, job {i}", correlation_id=f"demo-{uuid.uuid4().hex[:12]}")
+            for i in range(count)]
+
+
+def make_job(action: str, creator: str, site_url: str, *, user: str = "fan_demo", text: str | None = None,
+             correlation_id: str | None = None) -> Job:
+    """A valid job of any action, its URLs on the stand-in platform (demo, load tests, benchmarks)."""
+    doc: dict[str, Any] = {
+        "action": action, "creator_id": creator, "user_id": user, "timestamp": datetime.now(UTC).isoformat(),
+        "metadata": {"priority": "normal", "correlation_id": correlation_id or f"job-{uuid.uuid4().hex[:16]}"},
+    }
+    if action == "send_message":
+        doc["message_content"] = text or f"{creator} message {uuid.uuid4().hex[:8]}"
+    elif action == "scrape_profile":
+        doc["profile_url"] = f"{site_url}/u/{creator}"
+    elif action == "download_media":
+        doc["media_urls"] = [f"{site_url}/media/{creator}-m1/download"]
+    return Job.model_validate(doc)
 
 
 def send(jobs: list[Job]) -> None:

@@ -18,9 +18,30 @@ messages of a group, in order, as on AWS).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 from typing import Any
+
+# The patches below were written against moto 5.2's SQS model (Queue.pending_message_groups, Queue.messages,
+# lambda_event_source_mappings). pyproject.toml pins the same range; another version fails at start, clearly.
+SUPPORTED_MOTO = ((5, 2), (5, 3))  # >= 5.2, < 5.3
+
+
+def check_moto_version(version: str) -> str | None:
+    """Why this moto cannot run the emulator, or None."""
+    low, high = SUPPORTED_MOTO
+    wanted = f"moto[server]>={low[0]}.{low[1]},<{high[0]}.{high[1]}"
+    fix = (f"the local emulator's patches were written for moto {low[0]}.{low[1]}.x: run "
+           f"`.venv/bin/pip install '{wanted}'` (or `bash scripts/setup.sh`)")
+    try:
+        major_minor = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return f"cannot read the moto version {version!r}; {fix}"
+    if low <= major_minor < high:
+        return None
+    return f"moto {version} is installed, but {fix}"
 
 
 class _MappingsRunByTheLocalPlane(dict[str, Any]):
@@ -97,11 +118,29 @@ def patch_moto() -> None:
     models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
 
 
-def main(argv: list[str] | None = None) -> None:
-    patch_moto()
-    from moto.server import main as moto_main
+def _exit_now(signum: int, frame: Any) -> None:
+    """SIGTERM/SIGINT: leave at once. moto's own handler raises SystemExit, and then the interpreter waits for
+    every request thread, including SQS long polls of up to 20 s (it looked like SIGTERM was ignored). The
+    emulator holds nothing worth flushing: its state lives in memory only."""
+    os._exit(0)
 
-    moto_main(argv if argv is not None else sys.argv[1:])
+
+def main(argv: list[str] | None = None) -> None:
+    import moto
+    import moto.server
+
+    problem = check_moto_version(moto.__version__)
+    if problem:
+        print(f"localplane.emulator: {problem}", file=sys.stderr)
+        sys.exit(2)
+    patch_moto()
+    from localplane.metrics import patch_moto_sqs_counters
+
+    patch_moto_sqs_counters()  # the queue age and send/delete counts CloudWatch has and moto lacks
+    moto.server.signal_handler = _exit_now  # moto's main() installs this for SIGINT and SIGTERM
+    signal.signal(signal.SIGTERM, _exit_now)
+    signal.signal(signal.SIGINT, _exit_now)
+    moto.server.main(argv if argv is not None else sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,20 +1,31 @@
 """Runs an SQS event source mapping locally: poll the source queue, invoke the function, delete what succeeded.
 
 Moto stores event source mappings but never runs them, so `localplane.plane` starts one `MappingRunner` per
-enabled mapping. It behaves like Lambda's SQS poller: receive up to BatchSize messages (waiting at most the
-batching window), build the Lambda SQS event, invoke the function in its local runtime process, and delete every
-record not named in ``batchItemFailures`` (ReportBatchItemFailures). A handler error leaves the whole batch to
-reappear after its visibility timeout, as on AWS.
+enabled mapping. It behaves like Lambda's SQS poller:
+
+- ``ScalingConfig.MaximumConcurrency`` pollers (Lambda's minimum, 2, when unset), each with its own warm runtime
+  process, so at most that many invocations run at once;
+- each poller long-polls 20 s (``WaitTimeSeconds=20``, as Lambda does); with ``MaximumBatchingWindowInSeconds``
+  it keeps gathering until BatchSize records or the window has passed since the first one;
+- it builds the Lambda SQS event and invokes the function; an invocation that outlives the function's
+  ``Timeout`` is killed (the runtime restarts), and the batch fails as a whole, as on AWS;
+- it deletes every record not named in ``batchItemFailures`` (ReportBatchItemFailures). A handler error or a
+  timeout leaves the whole batch to reappear after its visibility timeout.
+
+On `stop()`, a poller that still holds received messages releases them (visibility 0) rather than invoke.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,27 +71,47 @@ class FunctionProcess:
         env = {**os.environ, **function.get("Environment", {}).get("Variables", {}), **extra_env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env["AWS_LAMBDA_FUNCTION_NAME"] = function["FunctionName"]
+        self.timeout_s = float(function.get("Timeout", 3))
         argv = [
             sys.executable, "-m", "localplane.lambda_runtime", "--handler", function["Handler"],
             "--function-name", function["FunctionName"], "--function-arn", function["FunctionArn"],
             "--memory", str(function.get("MemorySize", 128)), "--timeout", str(function.get("Timeout", 3)),
         ]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file or subprocess.DEVNULL,
-            env=env, text=True, bufsize=1,
-        )
+        self._argv, self._env, self._log_file = argv, env, log_file
+        self.proc = self._spawn()
         self.lock = threading.Lock()
+        self.ready = False  # the first reply proves the runtime imported the handler (cold start)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             self.proc.stdin.write(json.dumps(event) + "\n")
             self.proc.stdin.flush()
+            # The function timeout runs from the invocation; a cold start (imports) is not counted against it.
+            limit = self.timeout_s if self.ready else self.timeout_s + 60
+            readable, _, _ = select.select([self.proc.stdout], [], [], limit)
+            if not readable:
+                self._restart()
+                return {"ok": False, "error": f"Task timed out after {self.timeout_s:.2f} seconds"}
             line = self.proc.stdout.readline()
         if not line:
             return {"ok": False, "error": f"runtime exited with code {self.proc.poll()}"}
+        self.ready = True
         reply: dict[str, Any] = json.loads(line)
         return reply
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file or subprocess.DEVNULL,
+            env=self._env, text=True, bufsize=1,
+        )
+
+    def _restart(self) -> None:
+        """Lambda ends a timed-out invocation and its environment: kill the runtime and start a fresh one."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = self._spawn()
+        self.ready = False
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -93,52 +124,109 @@ class FunctionProcess:
                 self.proc.wait()
 
 
+LAMBDA_LONG_POLL_S = 20
+LAMBDA_MIN_CONCURRENCY = 2
+
+
 class MappingRunner(threading.Thread):
-    """Polls one mapping's source queue until `stop()`."""
+    """Polls one mapping's source queue with `concurrency` pollers until `stop()`."""
 
     def __init__(
         self, mapping: dict[str, Any], function: dict[str, Any], extra_env: dict[str, str],
-        log_file: IO[bytes] | None = None, poll_wait_s: int = 1,
+        log_file: IO[bytes] | None = None, poll_wait_s: int = LAMBDA_LONG_POLL_S, *, recorder: Any = None,
     ) -> None:
         super().__init__(name=f"mapping-{function['FunctionName']}", daemon=True)
         self.mapping = mapping
         self.source_arn = str(mapping["EventSourceArn"])
         self.batch_size = min(int(mapping.get("BatchSize", 10)), 10)
+        self.batching_window_s = float(mapping.get("MaximumBatchingWindowInSeconds") or 0)
+        scaling = mapping.get("ScalingConfig") or {}
+        self.concurrency = max(LAMBDA_MIN_CONCURRENCY, int(scaling.get("MaximumConcurrency") or 0))
         self.poll_wait_s = poll_wait_s
-        self.runtime = FunctionProcess(function, extra_env, log_file)
+        self.runtimes = [FunctionProcess(function, extra_env, log_file) for _ in range(self.concurrency)]
         self.region = self.source_arn.split(":")[3]
         self.queue_url = queue_url_from_arn(self.source_arn)
         self.report_failures = "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", [])
         self._halt = threading.Event()
+        self._count_lock = threading.Lock()
         self.invocations = 0
         self.errors = 0
+        self.running = 0  # invocations in progress now
+        self.most_running = 0  # the most ever in progress at once (never above `concurrency`)
+        # Anything with record(function_name, duration_ms, error=bool): localplane.metrics.LambdaRecorder.
+        self.recorder = recorder
+        self.function_name = str(function["FunctionName"])
 
     def stop(self) -> None:
         self._halt.set()
 
     def run(self) -> None:
+        pollers = [threading.Thread(target=self._poll, args=(runtime,), daemon=True, name=f"{self.name}-{i}")
+                   for i, runtime in enumerate(self.runtimes)]
+        for poller in pollers:
+            poller.start()
+        self._halt.wait()
+        for poller in pollers:
+            poller.join(timeout=self.poll_wait_s + max(r.timeout_s for r in self.runtimes) + 5)
+        for runtime in self.runtimes:
+            runtime.close()
+
+    def _poll(self, runtime: FunctionProcess) -> None:
         sqs = client("sqs")
         while not self._halt.is_set():
             try:
-                got = sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=self.poll_wait_s, AttributeNames=["All"], MessageAttributeNames=["All"],
-                )
+                messages = self._gather(sqs)
             except Exception:  # keep polling through transient endpoint errors, as Lambda does
                 log.exception("poll of %s failed", self.queue_url)
                 self._halt.wait(1)
                 continue
-            messages = got.get("Messages", [])
-            if messages:
-                self._invoke(sqs, messages)
-        self.runtime.close()
+            if messages and self._halt.is_set():
+                self._release(sqs, messages)
+            elif messages:
+                self._invoke(sqs, runtime, messages)
 
-    def _invoke(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+    def _receive(self, sqs: Any, count: int, wait_s: int) -> list[dict[str, Any]]:
+        got = sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait_s,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        )
+        return list(got.get("Messages", []))
+
+    def _gather(self, sqs: Any) -> list[dict[str, Any]]:
+        """One batch: a long poll, then (batching window) more until BatchSize or the window has passed."""
+        messages = self._receive(sqs, self.batch_size, self.poll_wait_s)
+        if not messages or self.batching_window_s <= 0:
+            return messages
+        window_ends = time.monotonic() + self.batching_window_s
+        while len(messages) < self.batch_size and not self._halt.is_set():
+            left = window_ends - time.monotonic()
+            if left <= 0:
+                break
+            messages += self._receive(sqs, self.batch_size - len(messages), min(20, math.ceil(left)))
+        return messages
+
+    def _release(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)])
+
+    def _invoke(self, sqs: Any, runtime: FunctionProcess, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [lambda_record(m, self.source_arn, self.region) for m in messages]}
-        reply = self.runtime.invoke(event)
-        self.invocations += 1
+        started = time.monotonic()
+        with self._count_lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        try:
+            reply = runtime.invoke(event)
+        finally:
+            with self._count_lock:
+                self.running -= 1
+                self.invocations += 1
+        if self.recorder is not None:
+            self.recorder.record(self.function_name, (time.monotonic() - started) * 1000, error=not reply.get("ok"))
         if not reply.get("ok"):
-            self.errors += 1
+            with self._count_lock:
+                self.errors += 1
             log.error("function failed; the batch will be retried: %s", reply.get("error"))
             return
         failed: set[str] = set()

@@ -2,7 +2,8 @@
 
 Started by `huntazectl up` (and by end-to-end tests) once the controller has applied the stack to the moto
 server. Every tick it discovers enabled event source mappings (and starts a `MappingRunner` for each new one),
-syncs every ECS service's task processes (`ServiceRunner`), and applies target tracking (`Autoscaler`).
+syncs every ECS service's task processes (`ServiceRunner`), and applies target tracking (`Autoscaler`). It
+then publishes the AWS metrics moto lacks (`MetricsPublisher`) and evaluates the alarms (`AlarmEvaluator`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from common.aws import client
+from localplane.alarms import AlarmEvaluator, time_scale
 from localplane.autoscaler import Autoscaler
 from localplane.mapping_runner import MappingRunner
+from localplane.metrics import MetricsPublisher, TaskProcess
 from localplane.service_runner import ServiceRunner
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,10 @@ class LocalPlane:
         self.mappings: dict[str, MappingRunner] = {}
         self.services: dict[str, ServiceRunner] = {}
         self.autoscaler = Autoscaler()
+        self.metrics = MetricsPublisher(scale=self._time_scale)
+        self.alarms = AlarmEvaluator(scale=self._time_scale)
+        self._scale: float | None = None
+        self._function_env: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-plane", daemon=True)
         self._function_log = (log_dir / "functions.log").open("ab")
@@ -59,6 +66,20 @@ class LocalPlane:
         self._sync_mappings()
         self.autoscaler.tick()
         self._sync_services()
+        self.metrics.publish({
+            (svc.cluster, svc.service): [TaskProcess(*p) for p in svc.processes()] for svc in self.services.values()
+        })
+        self.alarms.tick()
+
+    def _time_scale(self) -> float:
+        """Alarm periods shrink by the factor the local overlay shrinks the gate's rate window (see alarms.py)."""
+        if self._scale is not None:
+            return self._scale
+        scale = time_scale(self._function_env)
+        if self.mappings:  # the gate's limits are known once its mapping runs; until then, no scaling
+            self._scale = scale
+            log.info("alarm periods time-scaled by %.3g", scale)
+        return scale
 
     def _sync_mappings(self) -> None:
         lam = client("lambda")
@@ -67,7 +88,9 @@ class LocalPlane:
             if uuid in self.mappings or mapping.get("State", "Enabled") not in ("Enabled", "Enabling", "Creating"):
                 continue
             function: dict[str, Any] = lam.get_function_configuration(FunctionName=mapping["FunctionArn"])
-            runner = MappingRunner(mapping, function, self.extra_env, self._function_log)
+            self._function_env.update(function.get("Environment", {}).get("Variables", {}))
+            runner = MappingRunner(mapping, function, self.extra_env, self._function_log,
+                                   recorder=self.metrics.lambdas)
             runner.start()
             self.mappings[uuid] = runner
             log.info("polling %s for %s", mapping["EventSourceArn"], function["FunctionName"])

@@ -2,6 +2,8 @@
 
 Called by `huntazectl up` and by the test fixtures (tests/conftest.py). Each server is a process we own: it
 starts on a free 127.0.0.1 port, is ready when it answers, and is stopped (then killed if it lingers) on exit.
+If the process that started it dies without stopping it (SIGKILL, a crash), the kernel kills it too
+(`die_with_parent`): nothing outlives an interrupted test run.
 `RedisServer.kill()` and `.start()` again on the same port let fault tests restart Redis mid-run.
 """
 
@@ -25,20 +27,23 @@ from typing import Self
 
 LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
+_LIBC: ctypes.CDLL | None = None
+with contextlib.suppress(OSError):  # loaded here, in the parent: dlopen after fork in a threaded process can hang
+    _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 class ServiceError(RuntimeError):
     """A local server could not start. The message says what to install or check."""
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the process that started us dies, so no server outlives a killed test run.
+def die_with_parent() -> None:
+    """In the child (``preexec_fn``): get SIGKILL when the process that started us dies, so no server outlives a
+    killed or interrupted test run or ``huntazectl up``.
 
     (Linux prctl PR_SET_PDEATHSIG; it follows the starting *thread*, so servers are started from long-lived threads.)
     """
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -76,7 +81,8 @@ class _Process:
     def _spawn(self, argv: list[str], log_path: Path) -> None:
         log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, libc loaded before the fork
         )
         log.close()
 

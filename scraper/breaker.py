@@ -7,7 +7,7 @@ States: CLOSED -> (``threshold`` consecutive failures) -> OPEN for ``open_s`` ->
 runs; its success closes the breaker, its failure reopens it. Failures are 429s and 5xx answers that outlived
 their retries; successes reset the count; other outcomes (a 4xx, a timeout) are neutral.
 
-Redis keys (``{prefix}`` = ``huntaze:breaker:{name}``):
+Redis keys (defined in `common.redis_keys`, with its schema version; ``{prefix}`` = ``breaker_prefix(name)``):
 
 - ``{prefix}:open``: exists only while OPEN; value = reason; PX TTL = the remaining open time. This is the
   contract with the gate, which only checks that the key exists.
@@ -29,6 +29,8 @@ from enum import StrEnum
 from importlib import resources
 
 from redis.asyncio import Redis
+
+from common import redis_keys
 
 Clock = Callable[[], float]
 
@@ -84,9 +86,9 @@ class CircuitBreaker:
         probe_ttl_s: float = 300.0,
         clock: Clock = system_clock,
     ) -> None:
-        self.prefix = f"huntaze:breaker:{name}"
-        self.open_key = f"{self.prefix}:open"
-        self._keys = [self.open_key, f"{self.prefix}:state", f"{self.prefix}:probe"]
+        self.prefix = redis_keys.breaker_prefix(name)
+        self.open_key = redis_keys.breaker_open(name)
+        self._keys = [self.open_key, redis_keys.breaker_state(name), redis_keys.breaker_probe(name)]
         self.threshold = threshold
         self.open_ms = int(open_s * 1000)
         self.probe_ttl_ms = int(probe_ttl_s * 1000)

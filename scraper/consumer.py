@@ -29,6 +29,7 @@ from common.aws import client
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 ATTRIBUTE_LIMIT = 1000
+DELETE_ATTEMPTS = 3
 
 
 @dataclass
@@ -42,6 +43,12 @@ class Received:
     attributes: dict[str, str]
     received_at: float = field(default_factory=time.monotonic)
     visible_until: float = 0.0
+    rounds: int = 0  # rounds of this job that failed at the platform while this worker held it
+    overload_rounds: int = 0  # rounds that timed out under local CPU pressure (not counted as the platform's)
+
+    def last_receive(self, max_receive_count: int | None) -> bool:
+        """True when SQS would move this message to the DLQ (without a reason) on its next receive."""
+        return max_receive_count is not None and self.receive_count >= max_receive_count
 
     @property
     def origin_message_id(self) -> str:
@@ -164,14 +171,23 @@ class QueueClient:
                 log.warning("change visibility partly failed", extra={"failed": result.get("Failed")})
 
     async def delete(self, messages: list[Received]) -> None:
+        """Delete, retrying failed entries a few times: a result is stored, and a message left behind would come
+        back (and on its last receive, SQS would dead-letter a finished job)."""
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
-            entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)]
-            result = await asyncio.to_thread(
-                self._sqs().delete_message_batch, QueueUrl=self.queue_url, Entries=entries
-            )
-            if result.get("Failed"):
-                log.warning("delete partly failed", extra={"failed": result["Failed"]})
+            for attempt in range(DELETE_ATTEMPTS):
+                entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)]
+                result = await asyncio.to_thread(
+                    self._sqs().delete_message_batch, QueueUrl=self.queue_url, Entries=entries
+                )
+                failed = {f["Id"] for f in result.get("Failed", []) if not f.get("SenderFault")}
+                if not result.get("Failed"):
+                    break
+                log.warning("delete partly failed", extra={"failed": result["Failed"], "attempt": attempt + 1})
+                chunk = [m for i, m in enumerate(chunk) if str(i) in failed]
+                if not chunk:
+                    break
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def dead_letter(self, message: Received, error: str, error_type: str, dedup_key: str) -> None:
         """Copy `message` to the DLQ with the reason attached, then delete the original."""
@@ -242,13 +258,19 @@ class DeleteBatcher:
 
 
 class VisibilityKeeper:
-    """The heartbeat: extends the visibility of every held message before it runs out."""
+    """The heartbeat: extends the visibility of every held message before it runs out.
 
-    def __init__(self, queue: QueueClient, interval_s: float, extend_s: int, max_hold_s: float) -> None:
+    Held means running, queued behind a sibling of its group, or waiting (breaker, Retry-After, a slot): all are
+    kept invisible here, so waiting never costs an SQS receive. The only messages it lets lapse are those whose
+    job `is_stuck` says is stuck (running far past its deadline), so another task can take them over.
+    """
+
+    def __init__(self, queue: QueueClient, interval_s: float, extend_s: int,
+                 is_stuck: Callable[[Received], bool] = lambda _: False) -> None:
         self._queue = queue
         self._interval_s = interval_s
         self._extend_s = extend_s
-        self._max_hold_s = max_hold_s
+        self._is_stuck = is_stuck
         self.held: dict[str, Received] = {}
 
     def hold(self, message: Received) -> None:
@@ -258,12 +280,9 @@ class VisibilityKeeper:
         self.held.pop(message.receipt_handle, None)
 
     def due(self, now: float) -> list[Received]:
-        """Messages whose visibility ends within two intervals, unless held too long (a stuck job)."""
+        """Messages whose visibility ends within two intervals, unless their job is stuck."""
         horizon = now + 2 * self._interval_s
-        return [
-            m for m in self.held.values()
-            if m.visible_until < horizon and now - m.received_at < self._max_hold_s
-        ]
+        return [m for m in self.held.values() if m.visible_until < horizon and not self._is_stuck(m)]
 
     async def beat(self) -> int:
         due = self.due(time.monotonic())

@@ -1,8 +1,10 @@
 """The HTTP health endpoint for the ECS container health check (``GET /health``).
 
 Started by `scraper.worker` on ``HUNTAZE_HEALTH_HOST:HUNTAZE_HEALTH_PORT``. Answers 200 ``{"status": "ok"}``
-or 503 with the reasons: the site adapter cannot work (e.g. the browser cannot launch), the receive loop has
-not ticked for ``HUNTAZE_STUCK_AFTER_S``, or a job has run ``HUNTAZE_STUCK_AFTER_S`` past its deadline.
+(with ``warnings`` when something needs attention without making the task unhealthy: memory that stays high
+after a browser recycle) or 503 with the reasons: the site adapter cannot work (e.g. the browser cannot launch),
+the receive loop has not ticked for ``HUNTAZE_STUCK_AFTER_S``, or a job has run ``HUNTAZE_STUCK_AFTER_S``
+past its deadline.
 It is a bare asyncio server on the worker's own loop: if that loop is blocked, the check times out, which ECS
 also counts as unhealthy. The container's check command is ``python -m scraper.healthcheck``.
 """
@@ -16,10 +18,12 @@ from collections.abc import Callable
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, problems: Callable[[], list[str]]) -> None:
+    def __init__(self, host: str, port: int, problems: Callable[[], list[str]],
+                 warnings: Callable[[], list[str]] = list) -> None:
         self._host = host
         self._port = port
         self._problems = problems
+        self._warnings = warnings
         self._server: asyncio.Server | None = None
         self.port = port
 
@@ -41,6 +45,9 @@ class HealthServer:
                 problems = self._problems()
                 status = "200 OK" if not problems else "503 Service Unavailable"
                 payload = {"status": "ok" if not problems else "unhealthy", "problems": problems}
+                warnings = self._warnings()
+                if warnings:
+                    payload["warnings"] = warnings
             body = json.dumps(payload).encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"

@@ -12,7 +12,7 @@ Called by `scraper.runner`. SQS delivers at least once, and send_message reaches
   asks the platform whether the send landed (by its client_ref) before sending, never sending twice.
 
 Idempotent actions only use `lookup` / `mark_done`, so a finished job is not re-scraped either.
-Key: ``huntaze:scraper:idem:{identity}``.
+Key: `common.redis_keys.idempotency` (``huntaze:<schema>:scraper:idem:{identity}``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from enum import StrEnum
 from importlib import resources
 
 from redis.asyncio import Redis
+
+from common import redis_keys
 
 RECORD_TTL_S = 14 * 24 * 3600  # the queue's retention: no redelivery can come later than this
 
@@ -46,7 +48,7 @@ class ClaimResult:
 
 
 class IdempotencyStore:
-    def __init__(self, redis: Redis, owner: str, prefix: str = "huntaze:scraper:idem") -> None:
+    def __init__(self, redis: Redis, owner: str, prefix: str = redis_keys.IDEMPOTENCY_PREFIX) -> None:
         self._redis = redis
         self._owner = owner
         self._prefix = prefix

@@ -6,7 +6,8 @@
 - 5xx or refused connection: retry after 1, 2, 4 s (x ``retry_base_s``, plus up to 25% jitter), three retries
   at most, and only while the wait plus the next attempt's timeout fit the budget; then give up (release).
 - browser or renderer crash: retry once at once (the browser adapter relaunches a dead browser); then give up.
-- timeout: retry with twice the timeout while that still fits the budget; then give up.
+- timeout: retry with twice the timeout while that still fits the budget; then give up. Each attempt's timeout
+  is stretched under local CPU pressure (`scraper.overload`) and capped by the remaining budget.
 - 429, 4xx, anything else: no retry here; the runner decides (Retry-After visibility, failure result, …).
 
 The budget (`scraper.budget.Budget`) is the least of the job deadline, the message's remaining visibility and
@@ -16,6 +17,7 @@ the shutdown budget, so every retry ladder is bounded by all three.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tenacity import RetryCallState
@@ -26,6 +28,7 @@ from scraper.errors import ActionTimeout, BrowserCrashed, TargetServerError, Tar
 MAX_SERVER_RETRIES = 3
 MAX_CRASH_RETRIES = 1
 JITTER_RATIO = 0.25
+BUDGET_EDGE_S = 0.25
 
 
 @dataclass
@@ -33,6 +36,7 @@ class RetryPlan:
     budget: Budget
     timeout_s: float
     retry_base_s: float = 1.0
+    stretch: Callable[[], float] = lambda: 1.0  # >1 under local CPU pressure (`scraper.overload`)
     server_failures: int = 0
     crashes: int = 0
     timeouts: int = 0
@@ -74,4 +78,7 @@ class RetryPlan:
         return self._next_wait
 
     def attempt_timeout(self) -> float:
-        return max(min(self.timeout_s, self.budget.remaining()), 0.0)
+        """The next attempt's timeout: the ladder's step, stretched under local CPU pressure, never past what
+        is left of the job's deadline, its message's visibility and the shutdown budget."""
+        # Just inside the budget, so the attempt's own timeout (which names the step) fires before the budget's.
+        return max(min(self.timeout_s * self.stretch(), self.budget.remaining() - BUDGET_EDGE_S), 0.0)

@@ -1,26 +1,36 @@
-"""Runs one received message to an `Outcome`: parse, gate (breaker, idempotency), attempts, result.
+"""Runs one received message to an `Outcome`: parse, gate (idempotency, platform permit), attempts, result.
 
-Called by `scraper.worker` for each message of a group, in order. The worker applies the outcome to SQS:
+Called by `scraper.worker` for each message of a group, in order. The worker applies the outcome:
 
-- ``DELETE``: a result is stored (success, or a final 4xx failure), or the job already ran (a redelivery).
-- ``RELEASE``: give the message back with ``visibility_s`` (Retry-After for 429, 0 otherwise); the worker then
-  releases the group's later messages of the batch too, so order holds.
-- ``DEAD_LETTER``: poison (the body breaks the contract), or a transient failure on the message's last allowed
-  receive; the worker copies it to the DLQ with ``error``/``error_type`` and deletes it.
+- ``DELETE``: the job ended with a stored result (success, or a final 4xx failure), or it already ran (a
+  redelivery whose result is stored).
+- ``WAIT``: the job has not ended; the worker keeps holding the message (the heartbeat extends its visibility,
+  so no SQS receive is spent) and runs it again after ``wait_s``. Waiting covers the circuit breaker being open
+  or its half-open probe being taken, a 429's Retry-After, a platform slot, our own infrastructure (Redis, S3)
+  failing, a send running elsewhere, and transient platform failures (5xx, crash, timeout) between rounds.
+- ``DEAD_LETTER``: poison (the body breaks the contract), an outcome that cannot be verified, or a job whose
+  platform failures used up its rounds; the worker copies it to the DLQ with ``error``/``error_type``.
 
-The policy itself (what is retried in the job, how long) is `scraper.policy`; the classification is
-`scraper.errors`. Failures of our own infrastructure (Redis, S3) release the message with a short backoff.
+A round is one run of a job's attempts (`scraper.policy` retries inside a round). Only rounds that failed at
+the platform count (5xx, crash, a timeout not caused by local overload); 429s and every kind of waiting never
+count, so a storm of any length dead-letters no valid job. A job gives up after ``max_rounds`` counted rounds
+(the queue's maxReceiveCount unless ``HUNTAZE_MAX_ROUNDS`` is set), or twice that many timeouts under local
+overload. No result is written for a job that goes to the DLQ: a result means the job ended.
+
+`JobRunner._before_platform` is the single place where "about to act on the platform" happens: every gate that
+may make a job wait (the breaker today, a platform slot) goes there, and returns a WAIT instead of blocking.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-import math
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -40,36 +50,42 @@ from common.contract import (
 from common.identity import message_identity
 from common.jsonlog import bind
 from scraper.adapters.base import ActionOutput, SiteAdapter, SiteSession
-from scraper.breaker import BreakerState, CircuitBreaker
+from scraper.breaker import CircuitBreaker, Permit
 from scraper.budget import Budget, Shutdown
 from scraper.consumer import QueueInfo, Received
 from scraper.errors import (
     ActionTimeout,
+    OutcomeUnknown,
     ScraperError,
     TargetClientError,
     TargetRateLimited,
     TargetServerError,
 )
 from scraper.idempotency import Claim, IdempotencyStore
+from scraper.joblog import job_ended
 from scraper.metrics import Metrics
+from scraper.overload import LoadProbe
 from scraper.policy import RetryPlan
 from scraper.results import MediaSink, ResultStore
 from scraper.settings import ScraperSettings
 
 log = logging.getLogger(__name__)
-INFRA_BACKOFF_S = 5
+INFRA_BACKOFF_S = 5.0
+PROBE_BUSY_WAIT_S = 1.0
+MAX_BREAKER_WAIT_S = 1.0  # re-check an open breaker at least this often (another task may close it)
+ROUND_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 class Disposition(StrEnum):
     DELETE = "delete"
-    RELEASE = "release"
+    WAIT = "wait"
     DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True)
 class Outcome:
     disposition: Disposition
-    visibility_s: int = 0
+    wait_s: float = 0.0
     reason: str = ""
     error_type: str = ""
     success: bool = False
@@ -89,15 +105,21 @@ class JobContext:
     identity: str
     budget: Budget
     started: float
-    probe: bool
+    probe: str = ""  # the breaker's half-open probe token, while this job holds it
     verify: bool = False
     scraping_ms: int = 0
+    # Awaited when this run of the job ends, however it ends: what `_before_platform` took (a platform slot).
+    on_end: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def client_ref(identity: str) -> str:
     """The reference every send carries, derived from the message identity: the same for every attempt and
     redelivery of a job, so after an interrupted send `SiteSession.find_sent` finds exactly that job's message."""
     return hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def wait(seconds: float, reason: str) -> Outcome:
+    return Outcome(Disposition.WAIT, wait_s=max(seconds, 0.05), reason=reason)
 
 
 class JobRunner:
@@ -111,6 +133,7 @@ class JobRunner:
         metrics: Metrics,
         queue_info: QueueInfo,
         shutdown: Shutdown,
+        load: LoadProbe | None = None,
     ) -> None:
         self.settings = settings
         self.adapter = adapter
@@ -120,8 +143,10 @@ class JobRunner:
         self.metrics = metrics
         self.queue_info = queue_info
         self.shutdown = shutdown
+        self.load = load or LoadProbe(settings.cgroup_dir, settings.overload_pressure_pct)
+        self.max_rounds = settings.max_rounds or queue_info.max_receive_count or 3
 
-    async def run(self, message: Received, probe: bool = False) -> Outcome:
+    async def run(self, message: Received) -> Outcome:
         started = time.monotonic()
         try:
             job = parse_job(message.body)
@@ -131,15 +156,23 @@ class JobRunner:
                            error_type=ErrorType.VALIDATION.value, dedup_key=message.message_id)
         identity = message_identity(job, message.origin_message_id)
         budget = Budget(message, self.settings.job_deadline_s, self.settings.visibility_margin_s, self.shutdown)
-        ctx = JobContext(message, job, identity, budget, started, probe)
+        ctx = JobContext(message, job, identity, budget, started)
         with bind(creator_id=job.creator_id, action=job.action.value,
                   message_id=message.origin_message_id, receive_count=message.receive_count):
             try:
                 return await self._run_parsed(ctx)
-            except Exception as exc:  # our infrastructure (Redis, S3): back off, never lose the job
-                log.exception("infrastructure failure; releasing the message")
-                return self._give_back(ctx, f"infrastructure failure: {type(exc).__name__}: {exc}",
-                                       ErrorType.UNKNOWN, INFRA_BACKOFF_S)
+            except Exception as exc:  # our infrastructure (Redis, S3): back off and hold, never lose the job
+                log.exception("infrastructure failure; holding the message")
+                return wait(INFRA_BACKOFF_S, f"infrastructure failure: {type(exc).__name__}: {exc}")
+            finally:
+                if ctx.probe:  # the probe ended without saying anything about the platform
+                    with contextlib.suppress(Exception):
+                        await self.breaker.record_neutral(ctx.probe)
+                for release in ctx.on_end:
+                    try:
+                        await release()
+                    except Exception:
+                        log.exception("releasing what the job took before acting failed")
 
     async def _run_parsed(self, ctx: JobContext) -> Outcome:
         admitted = await self._admit(ctx)
@@ -152,25 +185,39 @@ class JobRunner:
             return await self._failed(ctx, error)
         return await self._succeeded(ctx, output)
 
+    async def _before_platform(self, ctx: JobContext) -> Outcome | None:
+        """THE place where the job is about to act on the platform: every gate that can make it wait goes here
+        and answers a WAIT (the worker holds the message; no receive is spent), or None to go ahead. A gate that
+        grants something held for the job's run (a platform slot) appends its release to ``ctx.on_end``.
+        Never block here: waiting inside would hold the worker's concurrency slot; answer a WAIT instead."""
+        admission = await self.breaker.acquire()
+        if admission.permit is Permit.OPEN:
+            return wait(min(max(admission.wait_s, 0.05), MAX_BREAKER_WAIT_S), "circuit breaker open")
+        if admission.permit is Permit.BUSY:
+            return wait(PROBE_BUSY_WAIT_S, "circuit breaker half-open; another job is the probe")
+        if admission.permit is Permit.PROBE:
+            ctx.probe = admission.token
+            log.info("running as the half-open probe")
+        return None
+
     async def _admit(self, ctx: JobContext) -> Outcome | Admitted:
-        """Breaker and idempotency gates; an Outcome means: do not run."""
-        if not ctx.probe:
-            state, left_s = await self.breaker.state()
-            if state is BreakerState.OPEN:
-                return Outcome(Disposition.RELEASE, visibility_s=max(1, math.ceil(left_s)),
-                               reason="circuit breaker open")
+        """Idempotency and platform gates; an Outcome means: do not run now."""
+        found = await self.idempotency.lookup(ctx.identity)
+        if found.claim is Claim.DONE:
+            return self._duplicate(found.result_key)
+        held = await self._before_platform(ctx)
+        if held is not None:
+            return held
         if ctx.job.action is not Action.SEND_MESSAGE:
-            found = await self.idempotency.lookup(ctx.identity)
-            return self._duplicate(found.result_key) if found.claim is Claim.DONE else Admitted()
+            return Admitted()
         # The worker keeps the message invisible this long (see Worker._cover); a redelivery after it verifies.
         lease_s = self.settings.job_deadline_s + self.settings.visibility_margin_s
         claim = await self.idempotency.claim(ctx.identity, lease_s)
         if claim.claim is Claim.DONE:
             return self._duplicate(claim.result_key)
         if claim.claim is Claim.BUSY:
-            log.info("job is running elsewhere; retry after its lease", extra={"wait_s": claim.wait_s})
-            return Outcome(Disposition.RELEASE, visibility_s=max(1, math.ceil(claim.wait_s)),
-                           reason="running elsewhere")
+            log.info("job is running elsewhere; waiting for its lease", extra={"wait_s": claim.wait_s})
+            return wait(max(1.0, claim.wait_s), "running elsewhere")
         return Admitted(verify=claim.claim is Claim.VERIFY)
 
     def _duplicate(self, result_key: str) -> Outcome:
@@ -178,7 +225,8 @@ class JobRunner:
         return Outcome(Disposition.DELETE, duplicate=True, reason="already done")
 
     async def _attempts(self, ctx: JobContext, admitted: Admitted) -> ActionOutput:
-        plan = RetryPlan(ctx.budget, self.settings.action_timeout_s, self.settings.retry_base_s)
+        plan = RetryPlan(ctx.budget, self.settings.action_timeout_s, self.settings.retry_base_s,
+                         stretch=self.load.stretch)
         began = time.monotonic()
         try:
             async with ctx.budget.scope():
@@ -207,7 +255,7 @@ class JobRunner:
                 log.info("attempts", extra={"attempts": plan.log})
 
     async def _attempt(self, ctx: JobContext, timeout_s: float, verify: bool = False) -> ActionOutput | None:
-        """One attempt in a fresh session; with `verify`, only look for the send of an interrupted attempt."""
+        """One attempt in the creator's session; with `verify`, only look for the send of an interrupted one."""
         if timeout_s <= 0:
             raise ActionTimeout("no budget left for another attempt")
         try:
@@ -260,49 +308,72 @@ class JobRunner:
         key = await self.store.put_result(ctx.job, result)
         await self.idempotency.mark_done(ctx.identity, key)
         await self.breaker.record_success()
+        ctx.probe = ""
         self.metrics.record_status(output.status_code)
         self.metrics.record_job(success=True, duration_ms=result.duration_ms)
-        log.info("job done", extra={"result_key": key, "duration_ms": result.duration_ms})
+        job_ended(log, "job done", "success", result.duration_ms, result_key=key)
         return Outcome(Disposition.DELETE, success=True)
 
     async def _failed(self, ctx: JobContext, error: ScraperError) -> Outcome:
         self.metrics.record_status(error.status_code)
-        log.warning("job failed", extra={"error": str(error), "error_type": error.error_type.value})
         if isinstance(error, TargetClientError):
             result = self._result(ctx, "failure", None, error)
             key = await self.store.put_result(ctx.job, result)
             await self.idempotency.mark_done(ctx.identity, key)
             self.metrics.record_job(success=False, duration_ms=result.duration_ms)
+            job_ended(log, "job failed", "failure", result.duration_ms, error_type=error.error_type.value,
+                      error_message=str(error), result_key=key)
             return Outcome(Disposition.DELETE, reason=str(error), error_type=error.error_type.value)
         if ctx.job.action is Action.SEND_MESSAGE:
             if error.ambiguous or ctx.verify:
                 await self.idempotency.mark_unknown(ctx.identity)
             else:
                 await self.idempotency.release(ctx.identity)
-        visibility = 0
+        if isinstance(error, ActionTimeout) and self.shutdown.started:  # we cut it; the platform did nothing wrong
+            return self._retry_later(ctx, error, 0.05, counted=False)
+        if isinstance(error, OutcomeUnknown):  # resending blindly could message a real person twice
+            return self._dead_letter(ctx, str(error), error.error_type)
         if isinstance(error, TargetRateLimited):
-            visibility = math.ceil(error.retry_after_s)
-            await self._breaker_failure(f"429 from target: {error}")
-        elif isinstance(error, TargetServerError):
-            await self._breaker_failure(f"{error.status_code} from target after retries")
-        outcome = self._give_back(ctx, str(error), error.error_type, visibility)
-        if outcome.disposition is Disposition.DEAD_LETTER:
-            status = "rate_limited" if isinstance(error, TargetRateLimited) else "failure"
-            await self.store.put_result(ctx.job, self._result(ctx, status, None, error))
-        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000)
-        return outcome
+            await self._breaker_failure(ctx, f"429 from target: {error}")
+            return self._retry_later(ctx, error, error.retry_after_s, counted=False)
+        if isinstance(error, TargetServerError):
+            await self._breaker_failure(ctx, f"{error.status_code} from target after retries")
+        if isinstance(error, ActionTimeout) and self.load.overloaded():
+            ctx.message.overload_rounds += 1
+            log.warning("timed out under local CPU pressure; not the platform's failure",
+                        extra={"cpu_pressure_pct": self.load.pressure_pct()})
+            if ctx.message.overload_rounds < 2 * self.max_rounds:
+                return self._retry_later(ctx, error, self._round_backoff(ctx.message.overload_rounds), False)
+            return self._dead_letter(ctx, f"timed out {ctx.message.overload_rounds} times under local CPU "
+                                          f"pressure: {error}", error.error_type)
+        ctx.message.rounds += 1
+        if ctx.message.rounds >= self.max_rounds:
+            return self._dead_letter(ctx, f"gave up after {ctx.message.rounds} failed rounds: {error}",
+                                     error.error_type)
+        return self._retry_later(ctx, error, self._round_backoff(ctx.message.rounds), counted=True)
 
-    async def _breaker_failure(self, reason: str) -> None:
+    def _round_backoff(self, rounds: int) -> float:
+        base = ROUND_BACKOFF_S[min(rounds, len(ROUND_BACKOFF_S)) - 1]
+        return base * max(self.settings.retry_base_s, 0.01)
+
+    def _retry_later(self, ctx: JobContext, error: ScraperError, wait_s: float, counted: bool) -> Outcome:
+        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000)
+        log.warning("job will run again", extra={
+            "status": "retrying", "error": {"type": error.error_type.value, "message": str(error)[:500]},
+            "wait_s": round(wait_s, 2), "rounds": ctx.message.rounds, "counted": counted})
+        return Outcome(Disposition.WAIT, wait_s=max(wait_s, 0.05), reason=str(error),
+                       error_type=error.error_type.value)
+
+    def _dead_letter(self, ctx: JobContext, reason: str, error_type: ErrorType) -> Outcome:
+        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000)
+        # Per delivered message: a redriven job that fails again gets its own DLQ copy (FIFO dedup is 5 min).
+        return Outcome(Disposition.DEAD_LETTER, error_type=error_type.value,
+                       dedup_key=f"{ctx.identity}:{ctx.message.message_id}",
+                       reason=reason)
+
+    async def _breaker_failure(self, ctx: JobContext, reason: str) -> None:
         transition = await self.breaker.record_failure(reason)
+        ctx.probe = ""
         if transition.opened:
             self.metrics.record_breaker_open()
             log.warning("circuit breaker opened", extra={"reason": reason})
-
-    def _give_back(self, ctx: JobContext, reason: str, error_type: ErrorType, visibility_s: int) -> Outcome:
-        """Release a transiently failed message, or dead-letter it when this was its last allowed receive."""
-        limit = self.queue_info.max_receive_count
-        if limit is not None and ctx.message.receive_count >= limit:
-            return Outcome(Disposition.DEAD_LETTER, error_type=error_type.value, dedup_key=ctx.identity,
-                           reason=f"gave up after receive {ctx.message.receive_count} of {limit}: {reason}")
-        return Outcome(Disposition.RELEASE, visibility_s=visibility_s, reason=reason,
-                       error_type=error_type.value)

@@ -23,7 +23,12 @@ Time budgets
 - ``HUNTAZE_VISIBILITY_MARGIN_S`` (5): kept free before a message's visibility ends.
 - ``HUNTAZE_HEARTBEAT_INTERVAL_S`` (10): how often held messages' visibility is checked and extended.
 - ``HUNTAZE_SHUTDOWN_BUDGET_S`` (25): after SIGTERM, time to finish or release in-flight jobs (ECS gives 30).
-- ``HUNTAZE_RETRY_BASE_S`` (1): first 5xx retry wait; then 2x, 4x, with jitter.
+- ``HUNTAZE_RETRY_BASE_S`` (1): first 5xx retry wait; then 2x, 4x, with jitter. Also scales the wait between
+  failed rounds of a held job (1, 2, 4, 8, 16, 30 s x this).
+- ``HUNTAZE_MAX_ROUNDS`` (0: the queue's maxReceiveCount): rounds failed at the platform before a job is
+  dead-lettered (429s and waits never count; see `scraper.runner`).
+- ``HUNTAZE_OVERLOAD_PRESSURE_PCT`` (50): CPU pressure (PSI some avg10, %) from which a timeout is blamed on
+  local overload, not on the platform.
 
 Circuit breaker (state in Redis at ``REDIS_URL``, shared with the gate)
 - ``HUNTAZE_BREAKER_THRESHOLD`` (5), ``HUNTAZE_BREAKER_OPEN_S`` (60), ``HUNTAZE_BREAKER_NAME`` (``onlyfans``).
@@ -35,6 +40,9 @@ Browser
 - ``HUNTAZE_MEMORY_LIMIT_BYTES`` (0): limit to use when ``memory.max`` is ``max`` (0: no memory recycling then).
 - ``HUNTAZE_CGROUP_DIR`` (``/sys/fs/cgroup``): where ``memory.current`` and ``memory.max`` are read.
 - ``HUNTAZE_EXTRA_CHROMIUM_ARGS``: extra launch switches, space separated.
+- ``HUNTAZE_CONTEXT_POOL_SIZE`` (unset: ``HUNTAZE_CONCURRENCY``): idle logged-in browser contexts (each with its
+  page and renderer) kept open for reuse by a creator's next job (one per creator, least recently used closed
+  first; 0: a fresh context per job). Each costs a renderer's memory.
 
 Observability
 - ``HUNTAZE_HEALTH_PORT`` (8080; 0 picks a free port, logged at start), ``HUNTAZE_HEALTH_HOST`` (0.0.0.0),
@@ -83,6 +91,8 @@ class ScraperSettings(HuntazeSettings):
     heartbeat_interval_s: float = Field(10.0, gt=0)
     shutdown_budget_s: float = Field(25.0, gt=0, le=120)
     retry_base_s: float = Field(1.0, ge=0)
+    max_rounds: int = Field(0, ge=0)
+    overload_pressure_pct: float = Field(50.0, gt=0, le=100)
 
     breaker_name: str = Field("onlyfans", pattern=r"^[a-z0-9_-]+$")
     breaker_threshold: int = Field(5, ge=1)
@@ -95,6 +105,7 @@ class ScraperSettings(HuntazeSettings):
     memory_limit_bytes: int = Field(0, ge=0)
     cgroup_dir: str = "/sys/fs/cgroup"
     extra_chromium_args: str = ""
+    context_pool_size: int | None = Field(None, ge=0, le=256)
 
     health_host: str = "0.0.0.0"
     health_port: int = Field(8080, ge=0, le=65535)

@@ -18,8 +18,11 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missi
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then missing+=(python3-venv); fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
+  echo "setup: apt-get update"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    | grep -E '^(Get|Setting up|Unpacking)' | sed 's/^/setup:   /' || true
 fi
 
 if [ ! -x .venv/bin/python ]; then
@@ -30,13 +33,28 @@ fi
 stamp=.venv/.huntaze-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import controller, moto' >/dev/null 2>&1; then
-  echo "setup: installing the project and its dev extra into .venv"
+  echo "setup: installing the project and its dev extra into .venv (log: .venv/pip-install.log)"
   log=.venv/pip-install.log
-  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+  started=$SECONDS
+  { .venv/bin/python -m pip install --progress-bar off --upgrade pip \
+      && .venv/bin/python -m pip install --progress-bar off -e '.[dev]'; } >"$log" 2>&1 &
+  pip_pid=$!
+  trap 'kill "$pip_pid" 2>/dev/null || true' EXIT  # an interrupted setup leaves no pip behind
+  # A line every few seconds with what pip is doing, so a long install is never silent.
+  while kill -0 "$pip_pid" 2>/dev/null; do
+    sleep 3
+    step="$(grep -E '^(Collecting|Downloading|Building|Installing|Processing|Obtaining)' "$log" 2>/dev/null | tail -1 \
+            | cut -c1-100 || true)"
+    count="$(grep -cE '^(Collecting|Requirement already satisfied)' "$log" 2>/dev/null || true)"
+    kill -0 "$pip_pid" 2>/dev/null && echo "setup: [$((SECONDS - started))s] ${count:-0} packages resolved; ${step:-starting pip}"
+  done
+  if ! wait "$pip_pid"; then
     tail -40 "$log" >&2
     echo "setup: pip install failed (full log: $log)" >&2
     exit 1
   fi
+  trap - EXIT
+  echo "setup: installed in $((SECONDS - started))s"
   echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv, redis-server $(redis-server --version | awk '{print $3}'), $(/usr/bin/chromium --version 2>/dev/null | head -1))"

@@ -1,4 +1,4 @@
-"""Benchmark of `huntazectl apply`: apply-from-empty time, no-op reconcile time, API calls per resource.
+"""Benchmark of `huntazectl apply`: apply-from-empty time, no-op reconcile time, API read calls per resource.
 
 Run: ``.venv/bin/python bench/controller/bench_reconcile.py [--sizes 50,100,200] [--concurrency 4]``
 
@@ -6,28 +6,35 @@ Starts its own moto server (over HTTP, like the tests), counts every AWS call th
 ``before-call`` hook on the shared session of `common.aws`, and prints one row per stack: the basic test stack,
 the full stack in manifests/ (when present), and synthetic stacks of the given sizes (a mix of every kind
 in controller/kinds/{queue,topic,bucket,log_group,secret,role}.py, half the queues with a dead-letter queue).
-Prints figures only; it asserts nothing about time. Growth is judged from the per-resource columns.
+Prints figures only; it asserts nothing about time. Growth is judged from the per-resource columns; the
+no-op ``reads/res`` column is issue 10's batched-reads target (at most 1.2 on the full stack); the columns after
+``|`` are the peer, the same no-op in the same run with batched reads switched off (one read path per resource,
+as before batching).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import os
 import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import common.aws
 from controller.errors import SpecError
-from controller.kinds.base import Context
+from controller.kinds.base import Context, Prefetched
 from controller.reconciler import ApplyOptions, Reconciler
 from controller.specs import LoadedStack, LoadOptions, load
 from localplane.services import MotoServer
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 _UNKNOWN_VARIABLE = re.compile(r"unknown variable \$\{(\w+)\}")
 WRITE_PREFIXES = ("Create", "Put", "Update", "Delete", "Register", "Tag", "Untag", "Set", "Attach", "Detach",
                   "Subscribe", "Associate", "Restore", "Add", "Remove")
@@ -43,17 +50,26 @@ class Figures:
     noop_s: float
     noop_calls: int
     noop_writes: int
+    unbatched_s: float
+    unbatched_reads: int
+    noop_operations: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def noop_reads(self) -> int:
+        return self.noop_calls - self.noop_writes
 
 
 class Counter:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.last: list[str] = []
 
     def record(self, model: object, **_: object) -> None:
         self.calls.append(model.name)  # type: ignore[attr-defined]
 
     def take(self) -> tuple[int, int]:
         calls, self.calls = self.calls, []
+        self.last = calls
         return len(calls), sum(1 for c in calls if c.startswith(WRITE_PREFIXES))
 
 
@@ -111,23 +127,44 @@ def measure(name: str, stack: LoadedStack, ctx_factory: Callable[[], Context], c
     Reconciler(ctx_factory()).apply(stack, options)
     noop_s = time.perf_counter() - started
     noop_calls, noop_writes = counter.take()
+    noop_operations = collections.Counter(counter.last)
+    # The peer: the same no-op with batched reads switched off (one read path per resource, as before issue 10).
+    started = time.perf_counter()
+    Reconciler(replace(ctx_factory(), prefetched=Unbatched())).apply(stack, options)
+    unbatched_s = time.perf_counter() - started
+    unbatched_calls, unbatched_writes = counter.take()
     n = len(stack.manifests)
-    return Figures(name, n, apply_s, apply_calls, apply_writes, noop_s, noop_calls, noop_writes)
+    figures = Figures(name, n, apply_s, apply_calls, apply_writes, noop_s, noop_calls, noop_writes,
+                      unbatched_s, unbatched_calls - unbatched_writes)
+    figures.noop_operations = noop_operations
+    return figures
+
+
+class Unbatched(Prefetched):
+    """No batch read: every kind reads its resources one by one (the read path before batching)."""
+
+    enabled = False
+
+    def memo(self, namespace: str, key: str, compute: Callable[[], T]) -> T:
+        return compute()
 
 
 def print_table(rows: list[Figures]) -> None:
     print(f"{'stack':<18}{'res':>5}{'apply s':>9}{'ms/res':>8}{'calls/res':>10}{'writes':>8}"
-          f"{'no-op s':>9}{'ms/res':>8}{'calls/res':>10}{'writes':>8}")
+          f"{'no-op s':>9}{'ms/res':>8}{'reads':>7}{'reads/res':>10}{'writes':>8}"
+          f" | {'unbatched s':>12}{'reads/res':>10}")
     for r in rows:
         print(f"{r.name:<18}{r.resources:>5}{r.apply_s:>9.2f}{1000 * r.apply_s / r.resources:>8.1f}"
               f"{r.apply_calls / r.resources:>10.2f}{r.apply_writes:>8}{r.noop_s:>9.2f}"
-              f"{1000 * r.noop_s / r.resources:>8.1f}{r.noop_calls / r.resources:>10.2f}{r.noop_writes:>8}")
+              f"{1000 * r.noop_s / r.resources:>8.1f}{r.noop_reads:>7}{r.noop_reads / r.resources:>10.2f}"
+              f"{r.noop_writes:>8} | {r.unbatched_s:>12.2f}{r.unbatched_reads / r.resources:>10.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--by-operation", action="store_true", help="also print the no-op's calls by operation")
     args = parser.parse_args()
     os.environ.update({"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                        "BENCH_SECRET": "bench-value", "T_REDIS_AUTH_TOKEN": "bench-value"})
@@ -163,6 +200,10 @@ def main() -> None:
             print(f"  measured {name}", flush=True)
         print(f"\nconcurrency {args.concurrency} per tier, moto over HTTP on loopback\n")
         print_table(rows)
+        if args.by_operation:
+            for row in rows:
+                ops = ", ".join(f"{op} {n}" for op, n in row.noop_operations.most_common())
+                print(f"\n{row.name} no-op calls: {ops}")
 
 
 if __name__ == "__main__":

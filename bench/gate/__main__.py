@@ -3,12 +3,16 @@
 Prints figures, asserts nothing. Everything runs on this machine: a private redis-server and a moto server on
 loopback ports, started and stopped here.
 
-1. Limiter decisions per second and p50/p99 latency, single client, one limit of 100 per 1 s, beside the
+1. Redis time per decision (``INFO commandstats``), single and batch, beside the plain sliding-log control of
+   /work/shared/peers/limiters in the same run, at backlogs of 0, 1,000 and 10,000 (`bench.gate.cost`).
+2. Limiter decisions per second and p50/p99 latency, single client, one limit of 100 per 1 s, beside the
    `limits` library (moving window) and `pyrate-limiter` (Redis sliding log) on the same Redis in the same run,
    as ratios. Most decisions are rejections once the window fills, for every library alike.
-2. Handler latency (p50/p99) for a batch of 10 records: all admitted (forwarded), and all throttled (deferred).
-3. SQS API calls per delivered job under a 500-job burst, time-scaled to 50 per 1 s: the gate's sends, and the
+3. Handler latency (p50/p99) for a batch of 10 records: all admitted (forwarded), and all throttled (deferred).
+4. SQS API calls per delivered job under a 500-job burst, time-scaled to 50 per 1 s: the gate's sends, and the
    ReceiveMessage/DeleteMessageBatch calls of the poller (Lambda's event source mapping, played here by a loop).
+5. Drain of a 500-job burst at 10 per 2 s with two pollers that lag (`bench.gate.drain`): time against the ideal
+   (N jobs / limit), receives per job, and the most forwards in any 2 s.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from limits.strategies import MovingWindowRateLimiter
 from pyrate_limiter import Duration, Rate, RedisBucket
 from pyrate_limiter import Limiter as PyrateLimiter
 
-from common import aws
+from bench.gate.cost import bench_cost
+from bench.gate.drain import bench_drain
+from common import aws, redis_keys
 from gate import handler as gate_handler
 from gate.batch import SQS_MAX_ATTEMPTS, SQS_READ_TIMEOUT_S
 from gate.limiter import Limiter, LimitRequest
@@ -70,21 +76,25 @@ def report(name: str, n: int, total: float, lat: list[float], base: float | None
 
 
 def bench_limiters(url: str, n: int) -> None:
-    print(f"\n1. limiter decisions, {n} per library, limit {LIMIT}/1s, one client, local redis")
+    print(f"\n2. limiter decisions, {n} per library, limit {LIMIT}/1s, one client, local redis")
     client = redis.Redis.from_url(url)
-    client.flushall()
-    gate = Limiter(client, parse_limits(f"global={LIMIT}/1s"), reserve=False)
-    total, lat = timed(lambda i: gate.decide(LimitRequest(f"b{i}", "c1", "u1", "scrape_profile")), n)
+
+    def fresh() -> None:
+        client.flushall()
+        client.set(redis_keys.LIMITER_EPOCH, "0")  # a new Redis: windows known empty
+
+    fresh()
+    gate = Limiter(client, parse_limits(f"global={LIMIT}/1s"), horizon_s=2)
+    total, lat = timed(lambda i: gate.decide(LimitRequest(f"b{i}", f"c{i}", "u1", "scrape_profile")), n)
     base = report("gate (window, one call)", n, total, lat)
-    client.flushall()
+    fresh()
     batch = 10
     total, lat = timed(lambda i: gate.decide_batch(
-        [LimitRequest(f"x{i}-{k}", "c1", "u1", "scrape_profile") for k in range(batch)]), n // batch)
+        [LimitRequest(f"x{i}-{k}", f"c{i}-{k}", "u1", "scrape_profile") for k in range(batch)]), n // batch)
     report("gate (window, batch of 10) /decision", n, total, [x / batch for x in lat], base)
-    client.flushall()
-    reserving = Limiter(client, parse_limits(f"global={LIMIT}/1s"), reserve=True,
-                        horizon_s=max(60, n // LIMIT + 5))
-    total, lat = timed(lambda i: reserving.decide(LimitRequest(f"r{i}", "c1", "u1", "scrape_profile")), n)
+    fresh()
+    reserving = Limiter(client, parse_limits(f"global={LIMIT}/1s"), horizon_s=max(60, n // LIMIT + 5))
+    total, lat = timed(lambda i: reserving.decide(LimitRequest(f"r{i}", f"c{i}", "u1", "scrape_profile")), n)
     report("gate (window, reserving slots)", n, total, lat, base)
     client.flushall()
     storage = RedisStorage(url)
@@ -132,10 +142,11 @@ def create_queues(sqs: Any, phase: str) -> dict[str, str]:
 
 
 def bench_handler(url: str, sqs: Any, invocations: int) -> None:
-    print(f"\n2. handler latency, batch of 10, {invocations} invocations per case (moto + local redis)")
+    print(f"\n3. handler latency, batch of 10, {invocations} invocations per case (moto + local redis)")
     client = redis.Redis.from_url(url)
     for name, limits in (("all admitted (forward)", "global=100000/1s"), ("all throttled (defer)", "global=1/600s")):
         client.flushall()
+        client.set(redis_keys.LIMITER_EPOCH, "0")
         urls = create_queues(sqs, name.split()[1])
         os.environ["HUNTAZE_RATE_LIMITS"] = limits
         gate_handler.reset()
@@ -223,8 +234,9 @@ def pump_once(sqs: Any, urls: dict[str, str], receives: Counter[str]) -> int:
 
 
 def bench_burst(url: str, sqs: Any, burst: int) -> None:
-    print(f"\n3. burst of {burst} jobs, limit 50/1s (time-scaled), one poller")
+    print(f"\n4. burst of {burst} jobs, limit 50/1s (time-scaled), one poller")
     redis.Redis.from_url(url).flushall()
+    redis.Redis.from_url(url).set(redis_keys.LIMITER_EPOCH, "0")
     urls = create_queues(sqs, "burst")
     os.environ["HUNTAZE_RATE_LIMITS"] = "global=50/1s"
     gate_handler.reset()
@@ -260,18 +272,27 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=5000)
     parser.add_argument("--invocations", type=int, default=200)
     parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument("--cost-rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["cost", "drain"], default=None, help="run one section only")
     args = parser.parse_args()
     with RedisServer() as redis_server, MotoServer() as moto:
         os.environ.update({"REDIS_URL": redis_server.url, "AWS_ENDPOINT_URL": moto.url, "AWS_REGION": "us-east-1",
                            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
         aws.clear_client_cache()
-        bench_limiters(redis_server.url, args.decisions)
+        if args.only in (None, "cost"):
+            bench_cost(redis_server.url, rounds=args.cost_rounds)
         sqs = aws.client("sqs")
         # Quiet the per-decision log lines and EMF blobs during the timed runs (they still cost their formatting).
         os.environ["HUNTAZE_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-        bench_handler(redis_server.url, sqs, args.invocations)
-        bench_burst(redis_server.url, sqs, args.burst)
+        if args.only is None:
+            bench_limiters(redis_server.url, args.decisions)
+            bench_handler(redis_server.url, sqs, args.invocations)
+            bench_burst(redis_server.url, sqs, args.burst)
+        if args.only in (None, "drain"):
+            redis.Redis.from_url(redis_server.url).flushall()
+            redis.Redis.from_url(redis_server.url).set(redis_keys.LIMITER_EPOCH, "0")
+            bench_drain(sqs, burst=args.burst)
 
 
 if __name__ == "__main__":

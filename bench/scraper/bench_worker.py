@@ -1,33 +1,35 @@
-"""Scraper worker benchmark: prints figures, asserts nothing about time.
+"""Scraper worker benchmark against bare Playwright and crawlee-python, on the same unit of work, in one run.
 
-Run: ``.venv/bin/python bench/scraper/bench_worker.py [--jobs 1000] [--ratio-jobs 150] [--env NAME=VALUE]``
+Run: ``.venv/bin/python bench/scraper/bench_worker.py [--units 30] [--rounds 2] [--concurrency 1 3]``
 
-Everything is real and local: a moto server (SQS FIFO + DLQ, S3, Secrets Manager), redis-server, the stand-in
-site, Debian's Chromium. Figures:
+The unit of work (bench/scraper/unit.py) is what a creator's two jobs do: one profile scrape and one send
+through the stand-in's JavaScript form, logging in through the form on a creator's first visit. The worker gets
+them as two FIFO messages (scrape_profile, send_message) of that creator; bare Playwright (bare_unit.py) and
+crawlee-python (crawlee_unit.py) run the same steps in one fresh context per unit. Everything is real and local
+(moto server, redis-server, the stand-in, Debian's Chromium); each tool runs as its own process, in interleaved
+rounds (the order rotates each round) so that the host's changing load hits all three alike. Per run:
 
-1. Cold start: spawn of ``python -m scraper`` (browser adapter) to its first job done (one job waiting).
-2. Overhead ratio: per-job time of the worker (concurrency 1) over a bare Playwright script doing the same page
-   steps (fresh context with the stored session, open the profile, read five fields, close) in the same run,
-   run before and after the worker (mean), both timed after every creator logged in once. The queue's
-   visibility is 300 s as in manifests/queues.yaml (it covers the job deadline, so no per-job extension).
-3. Throughput and memory over ``--jobs`` jobs at the default concurrency: jobs/s, and the memory of the worker's
-   process tree (the worker, the Playwright driver, every Chromium process) sampled every ``--sample-every``
-   seconds: summed RSS and summed PSS (``/proc/<pid>/smaps_rollup``), their peaks and their growth from job 100
-   to the last job, and PSS per process kind through the run. Summed RSS counts pages shared between
-   Chromium's processes once per process, so it overstates; summed PSS is the honest footprint (pages shared
-   with processes outside the tree, e.g. another Chromium on the same host, are split with them too).
+- units/s: (N - 1) / (last unit done - first unit done), a unit being done when the stand-in records its send;
+- CPU-s per unit: user + system CPU of the whole process tree (python, the Playwright driver, every Chromium
+  process; sampled every 0.2 s, the last value seen per process) when the N-th send is recorded, over N. It
+  includes start-up and logins, for every tool alike;
+- PSS peak: summed PSS of the tree (/proc/<pid>/smaps_rollup), sampled every second;
+- cold start: process spawn to the first unit done.
+Figures are medians over the rounds. Nothing here asserts time; the machine may be loaded by others, so compare
+the tools within one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,17 +38,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from playwright.async_api import async_playwright
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: import the checkout's packages
+sys.path.insert(0, str(HERE))
+
+from unit import FAN, creator_of, unit_text  # noqa: E402
 
 from localplane.services import MotoServer, RedisServer  # noqa: E402
-from scraper.adapters.browser import PROFILE_FIELDS, PROFILE_JS  # noqa: E402
-from scraper.settings import DEFAULT_CHROMIUM_ARGS  # noqa: E402
 from standin import StandinServer  # noqa: E402
-
-CREATORS = 25
 
 
 @dataclass
@@ -136,16 +137,20 @@ class Plane:
             with contextlib.suppress(sm.exceptions.ResourceExistsException):
                 sm.create_secret(Name=name, SecretString=json.dumps(value))
 
-    def send_jobs(self, count: int) -> None:
-        for start in range(0, count, 10):
-            entries = []
-            for n in range(start, min(start + 10, count)):
-                creator = f"bench{n % CREATORS}"
-                body = {"action": "scrape_profile", "creator_id": creator, "user_id": "fan-1",
-                        "timestamp": datetime.now(UTC).isoformat(), "profile_url": f"https://x.invalid/u/{creator}",
-                        "metadata": {"correlation_id": f"bench-{uuid.uuid4().hex}"}}
-                entries.append({"Id": str(n - start), "MessageBody": json.dumps(body), "MessageGroupId": creator,
-                                "MessageDeduplicationId": uuid.uuid4().hex})
+    def send_units(self, units: int, creators: int) -> None:
+        """Each unit as two messages of its creator's group: scrape_profile, then send_message."""
+        bodies = []
+        for unit in range(units):
+            creator = creator_of(unit, creators)
+            common = {"creator_id": creator, "user_id": FAN, "timestamp": datetime.now(UTC).isoformat()}
+            bodies.append({**common, "action": "scrape_profile", "profile_url": f"https://x.invalid/u/{creator}",
+                           "metadata": {"correlation_id": f"bench-p-{uuid.uuid4().hex}"}})
+            bodies.append({**common, "action": "send_message", "message_content": unit_text(unit),
+                           "metadata": {"correlation_id": f"bench-s-{uuid.uuid4().hex}"}})
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": json.dumps(body), "MessageGroupId": body["creator_id"],
+                        "MessageDeduplicationId": uuid.uuid4().hex}
+                       for i, body in enumerate(bodies[start : start + 10])]
             self.sqs.send_message_batch(QueueUrl=self.queue, Entries=entries)
 
 
@@ -160,152 +165,187 @@ def worker_env(plane: Plane, redis: RedisServer, site: StandinServer, **extra: s
     }
 
 
-def profile_pages(site: StandinServer) -> int:
-    return int(site.state.stats()["by_route"].get("GET /u/{creator_id}", {}).get("200", 0))
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class TreeSampler(threading.Thread):
+    """CPU-seconds and peak PSS of a process tree, sampled on a thread until `stop()`."""
+
+    def __init__(self, root: int, interval_s: float = 0.2, pss_every_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.interval_s = interval_s
+        self.pss_every_s = pss_every_s
+        self.pss_peak = 0
+        self._ticks: dict[tuple[int, str], int] = {}
+        self._kinds: dict[tuple[int, str], str] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def sample_cpu(self) -> float:
+        with self._lock:
+            for pid in _descendants(self.root):
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                # utime, stime are fields 14 and 15 of stat; starttime (22) tells a reused pid apart
+                key = (pid, fields[19])
+                self._ticks[key] = int(fields[11]) + int(fields[12])
+                kind = _kind(pid).split("-")[0]  # worker (python), playwright (node), chromium
+                if kind in ("worker", "playwright", "chromium") or key not in self._kinds:
+                    self._kinds[key] = kind  # the last name seen: a wrapper (sh) execs Chromium
+            return sum(self._ticks.values()) / CLK_TCK
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        with self._lock:
+            out: dict[str, float] = {}
+            for key, ticks in self._ticks.items():
+                kind = self._kinds.get(key, "?")
+                out[kind] = out.get(kind, 0.0) + ticks / CLK_TCK
+            return out
+
+    def run(self) -> None:
+        next_pss = 0.0
+        while not self._stopped.is_set():
+            self.sample_cpu()
+            if time.monotonic() >= next_pss:
+                self.pss_peak = max(self.pss_peak, tree_memory(self.root).pss)
+                next_pss = time.monotonic() + self.pss_every_s
+            self._stopped.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 @dataclass
-class Run:
-    """Figures of one worker run: timings and, when sampled, (jobs done, memory) samples through the run."""
-
-    cold_start_s: float = 0.0
-    jobs_per_s: float = 0.0
-    samples: list[tuple[int, TreeMemory]] = field(default_factory=list)
-
-    @property
-    def per_job_s(self) -> float:
-        return 1 / self.jobs_per_s
-
-    def at(self, jobs: int) -> TreeMemory:
-        """The first sample taken once `jobs` jobs were done (the last sample if none)."""
-        return next((m for done, m in self.samples if done >= jobs), self.samples[-1][1])
-
-    def peak(self, measure: str, first: int = 0, last: int = 1 << 62) -> int:
-        values = [getattr(m, measure) for done, m in self.samples if first <= done <= last]
-        return max(values, default=0)
+class Figures:
+    tool: str
+    concurrency: int
+    units_per_s: float
+    cpu_s_per_unit: float
+    pss_peak_mib: float
+    cold_start_s: float
+    load: float
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_worker(env: dict[str, str], site: StandinServer, jobs: int, sample_every_s: float = 0.0,
-               warmup: int = CREATORS) -> Run:
-    """Spawn the worker, wait until `jobs` profile pages were served, stop it; return timings and memory.
+class Bench:
+    def __init__(self, moto: MotoServer, redis: RedisServer, site: StandinServer, units: int, creators: int) -> None:
+        self.plane = Plane(moto)
+        self.redis = redis
+        self.site = site
+        self.units = units
+        self.creators = creators
 
-    Throughput counts from job `warmup` on: by then the worker has logged every creator in once (the bare
-    script does its logins before its clock starts too)."""
-    base = profile_pages(site)
-    spawned = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "scraper"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = Run()
-    first = start_jobs = None
-    deadline = spawned + 1800
-    next_sample = spawned
-    try:
-        while (done := profile_pages(site) - base) < jobs:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker stopped or timed out after {done} jobs")
-            now = time.monotonic()
-            if done >= 1 and first is None:
-                first = now
-            if done >= warmup and start_jobs is None:
-                start_jobs = (now, done)
-            if sample_every_s and now >= next_sample:
-                run.samples.append((done, tree_memory(proc.pid)))
-                next_sample = now + sample_every_s
-            time.sleep(0.01)
-        end = time.monotonic()
-        if sample_every_s:
-            run.samples.append((jobs, tree_memory(proc.pid)))
-        run.cold_start_s = (first or end) - spawned
-        t0, d0 = start_jobs or (first or spawned, min(1, jobs - 1))
-        run.jobs_per_s = max(jobs - d0, 1) / max(end - t0, 1e-6)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    return run
+    def _command(self, tool: str, concurrency: int) -> tuple[list[str], dict[str, str]]:
+        if tool == "worker":
+            self.plane.send_units(self.units, self.creators)
+            env = worker_env(self.plane, self.redis, self.site, HUNTAZE_CONCURRENCY=str(concurrency),
+                             HUNTAZE_LOG_LEVEL="WARNING")
+            return [sys.executable, "-m", "scraper"], env
+        script = {"bare": "bare_unit.py", "crawlee": "crawlee_unit.py"}[tool]
+        return ([sys.executable, str(HERE / script), "--base", self.site.url, "--units", str(self.units),
+                 "--concurrency", str(concurrency), "--creators", str(self.creators)],
+                {**os.environ, "CRAWLEE_STORAGE_DIR": str(Path("/tmp") / f"crawlee-{uuid.uuid4().hex[:8]}")})
 
+    def run(self, tool: str, concurrency: int) -> Figures:
+        self.site.reset()
+        self.redis_flush()
+        command, env = self._command(tool, concurrency)
+        load = os.getloadavg()[0]
+        spawned = time.time()
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        deadline = time.monotonic() + 900
+        try:
+            while len(self.site.state.messages()) < self.units:
+                if proc.poll() is not None and len(self.site.state.messages()) < self.units:
+                    raise SystemExit(f"{tool} exited early ({proc.returncode}): "
+                                     f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{tool} timed out")
+                time.sleep(0.05)
+            cpu_s = sampler.sample_cpu()
+            by_kind = {k: round(v / self.units, 3) for k, v in sampler.cpu_by_kind().items()}
+        finally:
+            sampler.stop()
+            if tool == "worker":
+                proc.terminate()
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        sends = self.site.state.messages()
+        texts = [m.text for m in sends]
+        assert sorted(texts) == sorted(unit_text(u) for u in range(self.units)), f"{tool}: wrong sends"
+        times = sorted(m.received_at.timestamp() for m in sends)
+        return Figures(tool, concurrency, (len(times) - 1) / max(times[-1] - times[0], 1e-6), cpu_s / self.units,
+                       sampler.pss_peak / 2**20, times[0] - spawned, load, {"cpu_s_per_unit_by_process": by_kind})
 
-async def bare_playwright(site: StandinServer, jobs: int) -> float:
-    """Seconds per job for the same page steps in a plain Playwright script (sequential, one browser)."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=list(DEFAULT_CHROMIUM_ARGS))
-        states: dict[str, Any] = {}
-        for n in range(min(CREATORS, jobs)):  # log every creator in once, as the worker's session reuse does
-            creator = f"bench{n}"
-            context = await browser.new_context()
-            page = await context.new_page()
-            await page.goto(f"{site.url}/login")
-            await page.fill("input[name=username]", creator)
-            await page.fill("input[name=password]", "standin-password")
-            async with page.expect_navigation():
-                await page.click("#login-button")
-            states[creator] = await context.storage_state()
-            await context.close()
-        began = time.monotonic()
-        for n in range(jobs):
-            creator = f"bench{n % CREATORS}"
-            context = await browser.new_context(storage_state=states[creator], accept_downloads=True)
-            page = await context.new_page()
-            await page.goto(f"{site.url}/u/{creator}", wait_until="load")
-            await page.evaluate(PROFILE_JS, PROFILE_FIELDS)
-            await context.close()
-        elapsed = time.monotonic() - began
-        await browser.close()
-    return elapsed / jobs
+    def redis_flush(self) -> None:
+        import redis as redis_client
+
+        client = redis_client.Redis.from_url(self.redis.url)
+        client.flushall()
+        client.close()
 
 
-def mib(value: float) -> str:
-    return f"{value / 2**20:.0f} MiB"
-
-
-def report_memory(run: Run, jobs: int) -> None:
-    start = min(100, jobs)
-    for measure in ("rss", "pss"):
-        at_start, at_end = getattr(run.at(start), measure), getattr(run.samples[-1][1], measure)
-        early = run.peak(measure, start, start + max(jobs // 10, 1))
-        late = run.peak(measure, jobs - max(jobs // 10, 1), jobs)
-        print(f"  summed {measure.upper()}: peak {mib(run.peak(measure))}; job {start} {mib(at_start)} -> "
-              f"job {jobs} {mib(at_end)} ({(at_end - at_start) / max(at_start, 1):+.1%}); peak over jobs "
-              f"{start}-{start + max(jobs // 10, 1)} {mib(early)} vs last {max(jobs // 10, 1)} jobs "
-              f"{mib(late)} ({(late - early) / max(early, 1):+.1%})")
-    print("  PSS through the run (jobs done: total | by process kind):")
-    for step in range(1, 11):
-        memory = run.at(jobs * step // 10)
-        kinds = ", ".join(f"{k} {mib(v)}" for k, v in sorted(memory.pss_by_kind.items(), key=lambda kv: -kv[1]))
-        print(f"    {jobs * step // 10:>5}: {mib(memory.pss)} in {memory.processes} processes | {kinds}")
+def report(runs: list[Figures]) -> None:
+    print("\nmedian over rounds (units/s higher is better; CPU-s/unit, PSS and cold start lower):")
+    print(f"{'tool':<8} {'c':>2} {'runs':>4} {'units/s':>8} {'CPU-s/unit':>11} {'PSS peak MiB':>13} "
+          f"{'cold start s':>13} {'load':>6}")
+    table: dict[tuple[str, int], dict[str, float]] = {}
+    for tool in ("worker", "bare", "crawlee"):
+        for c in sorted({r.concurrency for r in runs}):
+            mine = [r for r in runs if r.tool == tool and r.concurrency == c]
+            if not mine:
+                continue
+            row = {k: statistics.median(getattr(r, k) for r in mine)
+                   for k in ("units_per_s", "cpu_s_per_unit", "pss_peak_mib", "cold_start_s", "load")}
+            table[(tool, c)] = row
+            print(f"{tool:<8} {c:>2} {len(mine):>4} {row['units_per_s']:>8.2f} {row['cpu_s_per_unit']:>11.2f} "
+                  f"{row['pss_peak_mib']:>13.0f} {row['cold_start_s']:>13.2f} {row['load']:>6.1f}")
+    print("\ntargets: CPU per unit <= 1.1x bare; units/s >= crawlee; PSS peak < 800 MiB; cold start <= bare + 1 s")
+    for c in sorted({r.concurrency for r in runs}):
+        worker, bare, crawlee = (table.get((t, c)) for t in ("worker", "bare", "crawlee"))
+        if worker and bare:
+            print(f"  c={c}: CPU worker/bare {worker['cpu_s_per_unit'] / bare['cpu_s_per_unit']:.2f}x; cold start "
+                  f"worker - bare {worker['cold_start_s'] - bare['cold_start_s']:+.2f} s; worker PSS peak "
+                  f"{worker['pss_peak_mib']:.0f} MiB")
+        if worker and crawlee:
+            print(f"  c={c}: units/s worker/crawlee {worker['units_per_s'] / crawlee['units_per_s']:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--ratio-jobs", type=int, default=150, help="0 skips the overhead-ratio phase")
-    parser.add_argument("--sample-every", type=float, default=0.5, help="seconds between memory samples")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra worker setting, e.g. HUNTAZE_BROWSER_RECYCLE_JOBS=100 (repeatable)")
+    parser.add_argument("--units", type=int, default=30, help="units per run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--creators", type=int, default=6)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--tools", nargs="+", default=["worker", "bare", "crawlee"])
+    parser.add_argument("--out", help="append each run's figures as a JSON line to this file")
     args = parser.parse_args()
-    extra = dict(item.split("=", 1) for item in args.env)
+    runs: list[Figures] = []
     with MotoServer() as moto, RedisServer() as redis, StandinServer() as site:
-        plane = Plane(moto)
-        plane.send_jobs(1)
-        cold = run_worker(worker_env(plane, redis, site, **extra), site, 1, warmup=0)
-        print(f"cold start to first job done: {cold.cold_start_s:.2f} s")
-
-        if args.ratio_jobs:
-            before = asyncio.run(bare_playwright(site, args.ratio_jobs))
-            plane.send_jobs(args.ratio_jobs)
-            single = run_worker(worker_env(plane, redis, site, **{**extra, "HUNTAZE_CONCURRENCY": "1"}), site,
-                                args.ratio_jobs)
-            after = asyncio.run(bare_playwright(site, args.ratio_jobs))
-            bare = (before + after) / 2  # the host's load drifts: bracket the worker's run
-            print(f"per job, worker at concurrency 1: {single.per_job_s * 1000:.1f} ms; bare Playwright: "
-                  f"{bare * 1000:.1f} ms (before {before * 1000:.1f}, after {after * 1000:.1f}); "
-                  f"overhead ratio {single.per_job_s / bare:.2f} (aim <= 1.3)")
-
-        plane.send_jobs(args.jobs)
-        load = run_worker(worker_env(plane, redis, site, **extra), site, args.jobs, args.sample_every)
-        print(f"{args.jobs} jobs at default concurrency: {load.jobs_per_s:.1f} jobs/s per worker")
-        print("memory of the worker + Playwright driver + Chromium (aim: peak < 1024 MiB, growth < 10%); "
-              "summed PSS is the honest footprint, summed RSS counts shared pages once per process:")
-        report_memory(load, args.jobs)
+        bench = Bench(moto, redis, site, args.units, args.creators)
+        for rnd in range(args.rounds):
+            tools = args.tools[rnd % len(args.tools):] + args.tools[: rnd % len(args.tools)]
+            for c in args.concurrency:
+                for tool in tools:
+                    figures = bench.run(tool, c)
+                    runs.append(figures)
+                    print(f"round {rnd + 1} {tool:<8} c={c}: {figures.units_per_s:.2f} units/s, "
+                          f"{figures.cpu_s_per_unit:.2f} CPU-s/unit, PSS peak {figures.pss_peak_mib:.0f} MiB, "
+                          f"cold start {figures.cold_start_s:.2f} s (load {figures.load:.1f}); CPU-s/unit by "
+                          f"process: {figures.extra['cpu_s_per_unit_by_process']}", flush=True)
+                    if args.out:
+                        with open(args.out, "a") as out:
+                            out.write(json.dumps(figures.__dict__) + "\n")
+    report(runs)
 
 
 if __name__ == "__main__":

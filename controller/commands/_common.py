@@ -10,16 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from common.aws import client, current_region
 from controller.errors import HuntazeCtlError
-from controller.kinds import registry
-from controller.kinds.base import Context
-from controller.model import ResourceKey
-from controller.specs import LoadedStack, LoadOptions, load
+
+if TYPE_CHECKING:  # the rest is imported where it is used: building the parser must stay cheap (--help)
+    from rich.console import Console
+
+    from controller.kinds.base import Context
+    from controller.model import ResourceKey
+    from controller.specs import LoadedStack
 
 PLACEHOLDER_ACCOUNT = "000000000000"
 
@@ -35,12 +36,20 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, files_required: bool
 
 
 def add_identity_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", default=os.environ.get("HUNTAZE_ENV", "local"),
-                        help="environment overlay: local, staging or production (default: local)")
+    parser.add_argument("--env", default=None,
+                        help="environment overlay: local, staging or production (default: the context's, "
+                             "else $HUNTAZE_ENV, else local)")
+    parser.add_argument("--context", default=None,
+                        help="named target from the huntazectl config (env, region, profile, vars; see "
+                             "controller/targets.py); default $HUNTAZE_CONTEXT or the file's current")
     parser.add_argument("--stack", default=None, help="ownership tag value (default: huntaze-<env>)")
+    parser.add_argument("--region", default=None,
+                        help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION or the AWS profile's)")
 
 
 def console() -> Console:
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() else 200  # pipes and CI logs: do not wrap tables at 80 columns
     return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
@@ -59,9 +68,10 @@ def stack_name(args: argparse.Namespace) -> str:
     return str(args.stack or f"huntaze-{args.env}")
 
 
-def _variables(args: argparse.Namespace, account_id: str) -> dict[str, str]:
+def _variables(args: argparse.Namespace, account_id: str, *, offline: bool = False) -> dict[str, str]:
     given = parse_variables(args.variables)
-    return {"ENV": args.env, "AWS_REGION": current_region(), "AWS_ACCOUNT_ID": account_id, **given}
+    region = current_region(required=not offline)  # offline checks never call AWS: a placeholder will do
+    return {"ENV": args.env, "AWS_REGION": region, "AWS_ACCOUNT_ID": account_id, **given}
 
 
 def _known_account(args: argparse.Namespace) -> str | None:
@@ -84,8 +94,10 @@ def account_id(args: argparse.Namespace) -> str:
 
 def load_stack(args: argparse.Namespace, *, offline: bool = False) -> LoadedStack:
     """Validate every file offline; then (unless ``offline``) reload with the real account id."""
+    from controller.specs import LoadOptions, load
+
     account = _known_account(args) or PLACEHOLDER_ACCOUNT
-    options = LoadOptions(args.paths, args.env, _variables(args, account), args.overlays)
+    options = LoadOptions(args.paths, args.env, _variables(args, account, offline=offline), args.overlays)
     stack = load(options)
     if offline or account != PLACEHOLDER_ACCOUNT:
         return stack
@@ -94,6 +106,8 @@ def load_stack(args: argparse.Namespace, *, offline: bool = False) -> LoadedStac
 
 
 def make_context(args: argparse.Namespace, *, dry_run: bool = False, stack: LoadedStack | None = None) -> Context:
+    from controller.kinds.base import Context
+
     variables = stack.variables if stack is not None else {}
     account = variables.get("AWS_ACCOUNT_ID") or account_id(args)
     return Context(stack=stack_name(args), region=current_region(), account_id=account, client=client,
@@ -102,6 +116,8 @@ def make_context(args: argparse.Namespace, *, dry_run: bool = False, stack: Load
 
 def resolve_kind(text: str) -> str:
     """``queue``, ``Queue``, ``queues`` → ``Queue``; an unknown kind lists the known ones."""
+    from controller.kinds import registry
+
     wanted = text.lower()
     for kind in registry.known_kinds():
         if wanted in (kind.lower(), f"{kind.lower()}s", f"{kind.lower()}es"):
@@ -110,6 +126,8 @@ def resolve_kind(text: str) -> str:
 
 
 def parse_key(text: str) -> ResourceKey:
+    from controller.model import ResourceKey
+
     try:
         key = ResourceKey.parse(text)
     except ValueError as exc:

@@ -1,17 +1,15 @@
 """`huntazectl get KIND [NAME] [-o wide|yaml|json] [-f PATH]`: list live resources of a kind.
 
 Without ``-f`` it lists what this stack owns (found by the ownership tag); with ``-f`` it reads the resources
-named in the specs, owned or not. Secrets show metadata only: their values are never read.
+named in the specs, owned or not. Secrets show metadata only: their values are never read; credentials in
+URLs are masked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
-
-import yaml
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from controller.commands._common import (
     add_stack_arguments,
@@ -21,16 +19,20 @@ from controller.commands._common import (
     make_context,
     resolve_kind,
 )
-from controller.kinds import registry
-from controller.kinds.base import Context, LiveResource
-from controller.reconciler import Reconciler
-from controller.retrying import call
-from controller.specs import LoadedStack
+from controller.redact import redact
+
+if TYPE_CHECKING:  # imported where used: registering the command must stay cheap (huntazectl --help)
+    from rich.table import Table
+
+    from controller.kinds.base import Context, LiveResource
+    from controller.specs import LoadedStack
 
 
 def register(sub: Any) -> None:
+    from controller.kinds import registry  # only when `get` is the command being run (huntazectl --help stays cheap)
+
     parser: argparse.ArgumentParser = sub.add_parser("get", help="list live resources of a kind")
-    parser.add_argument("kind", help="Queue, Topic, Bucket, LogGroup, Secret, Role, Function... (or 'all')")
+    parser.add_argument("kind", help=f"{', '.join(registry.kind_names())} (or 'all')")
     parser.add_argument("name", nargs="?", help="only this resource")
     add_stack_arguments(parser, files_required=False)
     parser.add_argument("-o", "--output", choices=["table", "wide", "yaml", "json"], default="table")
@@ -39,6 +41,10 @@ def register(sub: Any) -> None:
 
 def live_resources(args: argparse.Namespace, kinds: list[str]) -> tuple[Context, list[LiveResource]]:
     """Read live resources: from the specs given with -f, else everything this stack owns."""
+    from controller.kinds import registry
+    from controller.reconciler import Reconciler
+    from controller.retrying import call
+
     stack: LoadedStack | None = load_stack(args) if args.paths else None
     ctx = make_context(args, dry_run=True, stack=stack)
     found: list[LiveResource] = []
@@ -56,13 +62,17 @@ def live_resources(args: argparse.Namespace, kinds: list[str]) -> tuple[Context,
 
 
 def as_dict(live: LiveResource) -> dict[str, Any]:
-    body: dict[str, Any] = jsonable({"resource": str(live.key), "physicalId": live.physical_id,
+    body: dict[str, Any] = redact(jsonable({"resource": str(live.key), "physicalId": live.physical_id,
                                      "owned": live.owned, "outputs": live.outputs, "tags": live.tags,
-                                     "fields": live.fields})
+                                     "fields": live.fields}))
     return body
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from controller.kinds import registry
+
     kinds = registry.known_kinds() if args.kind.lower() == "all" else [resolve_kind(args.kind)]
     _, found = live_resources(args, kinds)
     if args.name:
@@ -77,13 +87,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(found: list[LiveResource], *, wide: bool) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("RESOURCE", "PHYSICAL ID", "OWNED", *(["FIELDS"] if wide else [])):
         table.add_column(column, overflow="fold")
     for live in found:
         row = [str(live.key), live.physical_id, "yes" if live.owned else "no"]
         if wide:
-            row.append(", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in live.fields.items()
+            row.append(", ".join(f"{k}={json.dumps(redact(v), default=str)}" for k, v in live.fields.items()
                                  if k != "tags"))
         table.add_row(*row)
     if not found:

@@ -9,8 +9,6 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from rich.text import Text
-
 from controller.commands._common import add_stack_arguments, console, load_stack
 
 
@@ -21,6 +19,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
     stack = load_stack(args, offline=True)
     kinds = Counter(m.kind for m in stack.manifests)
     listed = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))

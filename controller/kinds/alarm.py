@@ -12,18 +12,19 @@ OR DELETE") belong to it: `list_owned` never reports them, whatever tags they ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from controller.errors import TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, spec_of
+from controller.kinds.prefetch import batches, put_found, tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import ARN, RefTo, SpecModel, in_range
 
 Comparison = Literal[
     "GreaterThanOrEqualToThreshold",
@@ -36,14 +37,30 @@ Comparison = Literal[
 ]
 Statistic = Literal["SampleCount", "Average", "Sum", "Minimum", "Maximum"]
 AUTOSCALING_PREFIX = "TargetTracking-"
+_ALARMS = "alarm"
 AUTOSCALING_DESCRIPTION = "DO NOT EDIT OR DELETE. For TargetTrackingScaling policy"
+
+
+# CloudWatch: evaluationPeriods x period is at most 7 days, or 1 day when the period is under an hour.
+EVALUATION_LIMIT_S = 604800
+EVALUATION_LIMIT_SHORT_S = 86400
+
+
+def _period(value: int) -> int:
+    """CloudWatch alarm periods: 10, 20 or 30 s (high resolution) or a multiple of 60 s, up to one day."""
+    if not (value in (10, 20, 30) or (value % 60 == 0 and 60 <= value <= 86400)):
+        raise ValueError("must be 10, 20, 30 or a multiple of 60 up to 86400 (CloudWatch alarm periods)")
+    return value
+
+
+Period = Annotated[int, AfterValidator(_period)]
 
 
 class ActionTarget(SpecModel):
     """An alarm action: a Topic of this stack (``topicRef``) or any ARN."""
 
-    topic_ref: str | None = None
-    arn: str | None = Field(None, pattern=r"^arn:")
+    topic_ref: Annotated[str, RefTo("Topic")] | None = None
+    arn: ARN | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ActionTarget:
@@ -60,7 +77,7 @@ class Metric(SpecModel):
 
 class MetricStat(SpecModel):
     metric: Metric
-    period: Annotated[int, AfterValidator(in_range(1, 86400))]
+    period: Period
     stat: str = Field(min_length=1)
     unit: str | None = None
 
@@ -73,7 +90,7 @@ class MetricQuery(SpecModel):
     expression: str | None = Field(None, min_length=1, max_length=1024)
     label: str | None = None
     return_data: bool = False
-    period: Annotated[int, AfterValidator(in_range(1, 86400))] | None = None
+    period: Period | None = None
 
     @model_validator(mode="after")
     def _metric_or_expression(self) -> MetricQuery:
@@ -94,7 +111,7 @@ class AlarmSpec(SpecModel):
     dimensions: dict[str, str] = Field(default_factory=dict, max_length=30)
     statistic: Statistic | None = None
     extended_statistic: str | None = None
-    period: Annotated[int, AfterValidator(in_range(1, 86400))] | None = None
+    period: Period | None = None
     unit: str | None = None
     metrics: list[MetricQuery] = Field(default_factory=list, max_length=20)
     evaluation_periods: Annotated[int, AfterValidator(in_range(1, 100000))]
@@ -117,11 +134,18 @@ class AlarmSpec(SpecModel):
             raise ValueError("exactly one entry of metrics must have returnData: true")
         if self.datapoints_to_alarm is not None and self.datapoints_to_alarm > self.evaluation_periods:
             raise ValueError("datapointsToAlarm must be <= evaluationPeriods")
+        periods = [self.period] if self.period else [q.metric_stat.period for q in self.metrics if q.metric_stat]
+        for period in periods:
+            window = self.evaluation_periods * period
+            limit = EVALUATION_LIMIT_S if period >= 3600 else EVALUATION_LIMIT_SHORT_S
+            if window > limit:
+                raise ValueError(f"evaluationPeriods x period is {window} s; CloudWatch evaluates at most {limit} s "
+                                 f"({'7 days' if limit == EVALUATION_LIMIT_S else '1 day for periods under an hour'})")
         return self
 
 
 def alarm_name(manifest: Manifest) -> str:
-    spec: AlarmSpec = manifest.spec
+    spec = spec_of(manifest, AlarmSpec)
     return spec.alarm_name or manifest.metadata.name
 
 
@@ -250,9 +274,10 @@ def _action_arns(targets: list[ActionTarget], ctx: Context) -> list[str]:
 
 
 @register
-class AlarmKind(KindHandler):
+class AlarmKind(Kind[AlarmSpec]):
     kind = "Alarm"
     spec_model = AlarmSpec
+    not_found_codes = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
     rules = {
         "alarmName": FieldRule(
             FieldPolicy.IMMUTABLE,
@@ -261,13 +286,13 @@ class AlarmKind(KindHandler):
     }
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: AlarmSpec = manifest.spec
+        spec = self.spec(manifest)
         targets = [*spec.alarm_actions, *spec.ok_actions, *spec.insufficient_data_actions]
         refs = {t.topic_ref for t in targets if t.topic_ref is not None}
         return [ResourceKey(kind="Topic", name=name) for name in sorted(refs)]
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: AlarmSpec = manifest.spec
+        spec = self.spec(manifest)
         api: dict[str, Any] = {
             "AlarmName": alarm_name(manifest),
             "AlarmDescription": spec.alarm_description,
@@ -293,7 +318,18 @@ class AlarmKind(KindHandler):
         fields["tags"] = desired_tags(manifest, ctx.stack, spec.tags)
         return fields
 
+    def prefetch(self, manifests: Sequence[Manifest], ctx: Context) -> None:
+        """Every alarm of the tier in one DescribeAlarms per 100 names (a missing name does not exist)."""
+        cw = ctx.client("cloudwatch")
+        for batch in batches((alarm_name(m) for m in manifests), 100):
+            pages = cw.get_paginator("describe_alarms").paginate(AlarmNames=batch, AlarmTypes=["MetricAlarm"])
+            found = {a["AlarmName"]: a for page in pages for a in page.get("MetricAlarms", [])}
+            put_found(ctx, _ALARMS, batch, found)
+
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
+        prefetched, alarm = ctx.prefetched.take(_ALARMS, alarm_name(manifest))
+        if prefetched:
+            return None if alarm is None else self._live(manifest.key, alarm, ctx)
         cw = ctx.client("cloudwatch")
         found = cw.describe_alarms(AlarmNames=[alarm_name(manifest)], AlarmTypes=["MetricAlarm"])
         alarms = found.get("MetricAlarms", [])
@@ -356,13 +392,11 @@ class AlarmKind(KindHandler):
         )
 
     def _tags(self, ctx: Context, arn: str) -> dict[str, str]:
-        try:
-            found = ctx.client("cloudwatch").list_tags_for_resource(ResourceARN=arn).get("Tags")
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return {}
-            raise
-        return user_tags(tags_from_list(found))
+        cached = tags_of(ctx, arn)
+        if cached is not None:
+            return user_tags(cached)
+        found = self.read_or_none(ctx.client("cloudwatch").list_tags_for_resource, ResourceARN=arn)
+        return user_tags(tags_from_list((found or {}).get("Tags")))
 
     def _reread(self, manifest: Manifest, ctx: Context) -> LiveResource:
         live = self.read(manifest, ctx)

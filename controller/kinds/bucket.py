@@ -8,12 +8,15 @@ A bucket with objects is never deleted: empty it first or mark it ``deletion-pol
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field, model_validator
 
 from controller.errors import PermanentError
-from controller.kinds.base import Context, KindHandler, LiveResource
+from controller.kinds.base import Context, Kind, LiveResource, check_name, spec_of
+from controller.kinds.prefetch import tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import drop_none, sort_by, tags_from_list, tags_to_list, user_tags
@@ -24,8 +27,30 @@ from controller.specs.fields import SpecModel, in_range
 DEFAULT_ENCRYPTION = {"algorithm": "AES256", "kmsKeyId": None, "bucketKeyEnabled": False}
 _ABSENT_CODES = ("NoSuchLifecycleConfiguration", "ServerSideEncryptionConfigurationNotFoundError",
                  "NoSuchPublicAccessBlockConfiguration", "NoSuchTagSet", "NoSuchTagSetError")
+_EXISTS = "bucket-exists"
 _BLOCK_KEYS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 Days = Annotated[int, AfterValidator(in_range(1, 36500))]
+
+
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
+_IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+
+
+def bucket_rule(name: str) -> str:
+    """S3's general purpose bucket naming rules, each refused with its own sentence."""
+    if not 3 <= len(name) <= 63:
+        raise ValueError(f"bucket name must be 3..63 characters (got {len(name)})")
+    if not _BUCKET_CHARS.fullmatch(name):
+        raise ValueError(f"bucket name {name!r} may contain only lowercase letters, digits, '.' and '-', and must "
+                         "start and end with a letter or digit")
+    if ".." in name or _IP_LIKE.fullmatch(name):
+        raise ValueError(f"bucket name {name!r} must not hold '..' or look like an IP address")
+    if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
+        raise ValueError(f"bucket name {name!r} uses a prefix or suffix S3 reserves "
+                         f"({', '.join(_RESERVED_PREFIXES + _RESERVED_SUFFIXES)})")
+    return name
 
 
 class Encryption(SpecModel):
@@ -36,11 +61,18 @@ class Encryption(SpecModel):
 
 class Transition(SpecModel):
     days: Days
-    storage_class: str
+    storage_class: Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER",
+                           "DEEP_ARCHIVE"]
+
+    @model_validator(mode="after")
+    def _minimum_age(self) -> Transition:
+        if self.storage_class in ("STANDARD_IA", "ONEZONE_IA") and self.days < 30:
+            raise ValueError(f"S3 moves objects to {self.storage_class} after 30 days at the earliest")
+        return self
 
 
 class LifecycleRule(SpecModel):
-    id: str
+    id: str = Field(min_length=1, max_length=255)
     prefix: str = ""
     enabled: bool = True
     expiration_days: Days | None = None
@@ -50,16 +82,24 @@ class LifecycleRule(SpecModel):
 
 
 class BucketSpec(SpecModel):
-    bucket_name: str | None = None  # defaults to metadata.name
+    bucket_name: Annotated[str, AfterValidator(bucket_rule)] | None = None  # defaults to metadata.name
     encryption: Encryption = Encryption()
     versioning: bool = False
     block_public_access: bool = True
-    lifecycle: list[LifecycleRule] = []
-    tags: dict[str, str] = {}
+    lifecycle: list[LifecycleRule] = Field(default_factory=list, max_length=1000)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _unique_rule_ids(self) -> BucketSpec:
+        ids = [r.id for r in self.lifecycle]
+        if len(ids) != len(set(ids)):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"lifecycle rule ids must be unique (repeated: {', '.join(repeated)})")
+        return self
 
 
 def bucket_name(manifest: Manifest) -> str:
-    spec: BucketSpec = manifest.spec
+    spec = spec_of(manifest, BucketSpec)
     return spec.bucket_name or manifest.metadata.name
 
 
@@ -108,15 +148,20 @@ def _optional(call: Any, default: Any, **kwargs: Any) -> Any:
 
 
 @register
-class BucketHandler(KindHandler):
+class BucketHandler(Kind[BucketSpec]):
     kind = "Bucket"
     spec_model = BucketSpec
+    not_found_codes = frozenset({"404", "NoSuchBucket", "NotFound"})
+
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        spec = self.spec(manifest)
+        return check_name(manifest, spec.bucket_name, bucket_name(manifest), bucket_rule, "bucketName")
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
         return []
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: BucketSpec = manifest.spec
+        spec = self.spec(manifest)
         enc = spec.encryption
         return {
             "encryption": {"algorithm": enc.algorithm, "kmsKeyId": enc.kms_key_id,
@@ -127,22 +172,34 @@ class BucketHandler(KindHandler):
             "tags": desired_tags(manifest, ctx.stack, spec.tags),
         }
 
+    def prefetch(self, manifests: Sequence[Manifest], ctx: Context) -> None:
+        """Which buckets of the tier exist in this account, from one ListBuckets (instead of a HeadBucket each)."""
+        mine = {b["Name"] for b in ctx.client("s3").list_buckets().get("Buckets", [])}
+        for manifest in manifests:
+            name = bucket_name(manifest)
+            if name in mine:  # a name missing here may still be taken by another account: HeadBucket says so
+                ctx.prefetched.put(_EXISTS, name, True)
+
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
         name = bucket_name(manifest)
-        try:
-            ctx.client("s3").head_bucket(Bucket=name)
-        except Exception as exc:
-            code = error_code(exc)
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                return None
-            if code in ("403", "AccessDenied"):
-                raise PermanentError(
-                    str(manifest.key), f"bucket {name} exists in another account: pick another name"
-                ) from None
-            raise
+        exists, _ = ctx.prefetched.take(_EXISTS, name)
+        if not exists:
+            try:
+                ctx.client("s3").head_bucket(Bucket=name)
+            except Exception as exc:
+                if self.is_not_found(exc):
+                    return None
+                if error_code(exc) in ("403", "AccessDenied"):
+                    raise PermanentError(
+                        str(manifest.key), f"bucket {name} exists in another account: pick another name"
+                    ) from None
+                raise
         return self._live(name, ctx, manifest.key)
 
     def _tags(self, name: str, ctx: Context) -> dict[str, str]:
+        cached = tags_of(ctx, f"arn:aws:s3:::{name}")
+        if cached is not None:
+            return user_tags(cached)
         tagging = _optional(ctx.client("s3").get_bucket_tagging, {}, Bucket=name)
         return user_tags(tags_from_list(tagging.get("TagSet")))
 

@@ -8,18 +8,19 @@ does) and Container Insights (``disabled`` when ECS returns no setting, its defa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
 from controller.errors import TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import sort_by, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
 from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import SpecModel, in_range, simple_name
 
 CapacityProvider = Literal["FARGATE", "FARGATE_SPOT"]
 
@@ -34,8 +35,11 @@ class StrategyItem(SpecModel):
     base: Annotated[int, AfterValidator(in_range(0, 100000))] = 0
 
 
+CLUSTER_NAME = simple_name("cluster name")
+
+
 class ClusterSpec(SpecModel):
-    cluster_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    cluster_name: Annotated[str, AfterValidator(CLUSTER_NAME)] | None = None  # defaults to metadata.name
     capacity_providers: list[CapacityProvider] = Field(default_factory=_both_providers)
     default_capacity_provider_strategy: list[StrategyItem] = Field(default_factory=list)
     container_insights: Literal["enabled", "disabled"] = "disabled"
@@ -43,7 +47,7 @@ class ClusterSpec(SpecModel):
 
 
 def cluster_name(manifest: Manifest) -> str:
-    spec: ClusterSpec = manifest.spec
+    spec = spec_of(manifest, ClusterSpec)
     return spec.cluster_name or manifest.metadata.name
 
 
@@ -103,18 +107,23 @@ def retag(ecs: Any, arn: str, desired: dict[str, str], live: dict[str, str]) -> 
 
 
 @register
-class ClusterKind(KindHandler):
+class ClusterKind(Kind[ClusterSpec]):
     kind = "Cluster"
     spec_model = ClusterSpec
+    not_found_codes = frozenset({"ClusterNotFoundException"})
     rules = {
         "clusterName": FieldRule(FieldPolicy.IMMUTABLE, "a cluster is named at creation; a new name is a new cluster"),
     }
+
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        spec = self.spec(manifest)
+        return check_name(manifest, spec.cluster_name, cluster_name(manifest), CLUSTER_NAME, "clusterName")
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
         return []
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: ClusterSpec = manifest.spec
+        spec = self.spec(manifest)
         strategy = [s.model_dump(by_alias=True) for s in spec.default_capacity_provider_strategy]
         return {
             "clusterName": cluster_name(manifest),
@@ -163,12 +172,10 @@ class ClusterKind(KindHandler):
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
         try:
-            ctx.client("ecs").delete_cluster(cluster=live.physical_id)
+            with self.absent_ok():
+                ctx.client("ecs").delete_cluster(cluster=live.physical_id)
         except Exception as exc:
-            code = error_code(exc)
-            if code == "ClusterNotFoundException":
-                return
-            if code in ("ClusterContainsServicesException", "ClusterContainsTasksException"):
+            if error_code(exc) in ("ClusterContainsServicesException", "ClusterContainsTasksException"):
                 raise TemporaryError(
                     str(live.key), "services or tasks still run in it; delete them first", delay=15
                 ) from exc

@@ -18,18 +18,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
 from controller.errors import TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.prefetch import tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import json_text, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key
-from controller.retrying import absent_ok, error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import SpecModel, in_range, simple_name
 
 _log = logging.getLogger(__name__)
 FOOTER_HEIGHT = 1
@@ -52,14 +53,17 @@ class DashboardBody(SpecModel):
     period_override: Literal["auto", "inherit"] | None = None
 
 
+DASHBOARD_NAME = simple_name("dashboard name")
+
+
 class DashboardSpec(SpecModel):
-    dashboard_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    dashboard_name: Annotated[str, AfterValidator(DASHBOARD_NAME)] | None = None  # defaults to metadata.name
     body: DashboardBody
     tags: dict[str, str] = Field(default_factory=dict)
 
 
 def dashboard_name(manifest: Manifest) -> str:
-    spec: DashboardSpec = manifest.spec
+    spec = spec_of(manifest, DashboardSpec)
     return spec.dashboard_name or manifest.metadata.name
 
 
@@ -69,7 +73,7 @@ def dashboard_arn(name: str, account_id: str) -> str:
 
 def _body(manifest: Manifest, stack: str) -> Any:
     """The spec's body plus the ownership footer, full width below the lowest widget."""
-    spec: DashboardSpec = manifest.spec
+    spec = spec_of(manifest, DashboardSpec)
     body = spec.body.model_dump(by_alias=True, exclude_none=True)
     bottom = max(((w.get("y") or 0) + w["height"] for w in body["widgets"]), default=0)
     markdown = (
@@ -102,12 +106,17 @@ def footer_owner(body: Any) -> tuple[str, ResourceKey] | None:
 
 
 @register
-class DashboardKind(KindHandler):
+class DashboardKind(Kind[DashboardSpec]):
     kind = "Dashboard"
     spec_model = DashboardSpec
+    not_found_codes = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
     rules = {
         "dashboardName": FieldRule(FieldPolicy.IMMUTABLE, "a dashboard is identified by its name"),
     }
+
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        spec = self.spec(manifest)
+        return check_name(manifest, spec.dashboard_name, dashboard_name(manifest), DASHBOARD_NAME, "dashboardName")
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
         return []
@@ -116,22 +125,16 @@ class DashboardKind(KindHandler):
         return {"dashboardName": dashboard_name(manifest), "body": _body(manifest, ctx.stack)}
 
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
-        name = dashboard_name(manifest)
-        try:
-            found = ctx.client("cloudwatch").get_dashboard(DashboardName=name)
-        except Exception as exc:
-            if error_code(exc) in ("ResourceNotFound", "ResourceNotFoundException"):
-                return None
-            raise
-        return self._live(manifest.key, found, ctx)
+        found = self.read_or_none(ctx.client("cloudwatch").get_dashboard, DashboardName=dashboard_name(manifest))
+        return None if found is None else self._live(manifest.key, found, ctx)
 
     def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
         self._put(desired, ctx)
         arn = dashboard_arn(desired["dashboardName"], ctx.account_id)
-        spec: DashboardSpec = manifest.spec
+        spec = self.spec(manifest)
         tags = desired_tags(manifest, ctx.stack, spec.tags)
         # moto cannot tag dashboards; real CloudWatch can. Untagged means "never pruned", not an error.
-        with absent_ok():
+        with self.absent_ok():
             ctx.client("cloudwatch").tag_resource(ResourceARN=arn, Tags=tags_to_list(tags))
         live = self.read(manifest, ctx)
         if live is None:
@@ -197,10 +200,8 @@ class DashboardKind(KindHandler):
         )
 
     def _tags(self, ctx: Context, arn: str) -> dict[str, str]:
-        try:
-            result = ctx.client("cloudwatch").list_tags_for_resource(ResourceARN=arn)
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return {}
-            raise
-        return user_tags(tags_from_list(result.get("Tags")))
+        cached = tags_of(ctx, arn)
+        if cached is not None:
+            return user_tags(cached)
+        found = self.read_or_none(ctx.client("cloudwatch").list_tags_for_resource, ResourceARN=arn)
+        return user_tags(tags_from_list((found or {}).get("Tags")))

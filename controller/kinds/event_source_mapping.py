@@ -11,17 +11,19 @@ Lambda's states ``Creating``/``Updating``/``Enabling`` are waited out after each
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource
+from controller.kinds.prefetch import tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import absent_ok, aws_retry, wait_for
-from controller.specs.fields import SpecModel, in_range
+from controller.retrying import wait_for
+from controller.specs.fields import RefTo, SpecModel, in_range
 
 SETTLE_TIMEOUT_S = 120.0
 _TRANSITIONS = ("Creating", "Updating", "Enabling", "Disabling")
@@ -34,8 +36,8 @@ _UPDATABLE = {
 
 
 class EventSourceMappingSpec(SpecModel):
-    function_ref: str
-    queue_ref: str
+    function_ref: Annotated[str, RefTo("Function")]
+    queue_ref: Annotated[str, RefTo("Queue")]
     batch_size: Annotated[int, AfterValidator(in_range(1, 10000))] = 10
     maximum_batching_window_in_seconds: Annotated[int, AfterValidator(in_range(0, 300))] = 0
     function_response_types: list[Literal["ReportBatchItemFailures"]] = Field(
@@ -83,20 +85,30 @@ def _same_function(left: str, right: str) -> bool:
 
 
 @register
-class EventSourceMappingKind(KindHandler):
+class EventSourceMappingKind(Kind[EventSourceMappingSpec]):
     kind = "EventSourceMapping"
     spec_model = EventSourceMappingSpec
+    not_found_codes = frozenset({"ResourceNotFoundException"})
     rules = {
         "functionArn": FieldRule(FieldPolicy.IMMUTABLE, "a mapping's function is part of its identity"),
         "eventSourceArn": FieldRule(FieldPolicy.IMMUTABLE, "Lambda cannot move a mapping to another queue"),
     }
 
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        """SQS's pairing rule: a mapping reading a FIFO queue takes at most 10 messages a batch."""
+        spec = self.spec(manifest)
+        queue = stack.get(ResourceKey(kind="Queue", name=spec.queue_ref))
+        if queue is not None and getattr(queue.spec, "fifo", False) and spec.batch_size > 10:
+            return [("spec.batchSize", f"{queue.key} is a FIFO queue: Lambda reads at most 10 messages a batch "
+                     f"from it (got {spec.batch_size})")]
+        return []
+
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: EventSourceMappingSpec = manifest.spec
+        spec = self.spec(manifest)
         return [ResourceKey(kind="Function", name=spec.function_ref), ResourceKey(kind="Queue", name=spec.queue_ref)]
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: EventSourceMappingSpec = manifest.spec
+        spec = self.spec(manifest)
         function_arn, source_arn = self._identity(manifest, ctx)
         return {
             "functionArn": function_arn,
@@ -121,8 +133,9 @@ class EventSourceMappingKind(KindHandler):
         args = {api: desired[field] for field, api in _UPDATABLE.items()}
         if desired["maximumConcurrency"] is not None:
             args["ScalingConfig"] = {"MaximumConcurrency": desired["maximumConcurrency"]}
-        # The function's role may not yet carry the queue permissions IAM just granted: retried.
-        created = aws_retry(lam.create_event_source_mapping)(
+        # The function's role may not yet carry the queue permissions IAM just granted: the error is temporary
+        # and the next pass reads and diffs again (no retry loop here).
+        created = lam.create_event_source_mapping(
             FunctionName=desired["functionArn"], EventSourceArn=desired["eventSourceArn"], Tags=desired["tags"], **args
         )
         return self._settled(lam, created["UUID"], manifest.key, ctx)
@@ -137,7 +150,7 @@ class EventSourceMappingKind(KindHandler):
             limit = desired["maximumConcurrency"]
             args["ScalingConfig"] = {} if limit is None else {"MaximumConcurrency": limit}
         if args:
-            aws_retry(lam.update_event_source_mapping)(UUID=live.outputs["uuid"], **args)
+            lam.update_event_source_mapping(UUID=live.outputs["uuid"], **args)
         if "tags" in changed:
             to_set, to_remove = tag_changes(desired["tags"], live.tags)
             if to_set:
@@ -147,7 +160,7 @@ class EventSourceMappingKind(KindHandler):
         return self._settled(lam, live.outputs["uuid"], manifest.key, ctx)
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
-        with absent_ok():
+        with self.absent_ok():
             ctx.client("lambda").delete_event_source_mapping(UUID=live.outputs["uuid"])
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
@@ -164,7 +177,7 @@ class EventSourceMappingKind(KindHandler):
         return "nothing is lost: messages wait in the queue while the mapping is recreated"
 
     def _identity(self, manifest: Manifest, ctx: Context) -> tuple[str, str]:
-        spec: EventSourceMappingSpec = manifest.spec
+        spec = self.spec(manifest)
         function_arn = ctx.output(ResourceKey(kind="Function", name=spec.function_ref), "arn")
         source_arn = ctx.output(ResourceKey(kind="Queue", name=spec.queue_ref), "arn")
         return function_arn, source_arn
@@ -181,7 +194,10 @@ class EventSourceMappingKind(KindHandler):
         arn = mapping.get("EventSourceMappingArn") or (
             f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:event-source-mapping:{mapping['UUID']}"
         )
-        tags = user_tags(ctx.client("lambda").list_tags(Resource=arn).get("Tags") or {})
+        raw_tags = tags_of(ctx, arn)
+        if raw_tags is None:
+            raw_tags = ctx.client("lambda").list_tags(Resource=arn).get("Tags") or {}
+        tags = user_tags(raw_tags)
         if key is None:
             key = owned_key(tags) or ResourceKey(kind="EventSourceMapping", name=mapping["UUID"])
         return LiveResource(

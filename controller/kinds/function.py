@@ -13,6 +13,7 @@ fail with ResourceConflictException), bounded by `controller.retrying.wait_for`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,18 +21,23 @@ from pydantic import AfterValidator, Field, model_validator
 
 from controller import packaging
 from controller.errors import PermanentError, TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
 from controller.kinds.registry import register
-from controller.kinds.task_definition import ValueRef
 from controller.model import Manifest, ResourceKey
 from controller.normalize import user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import absent_ok, aws_retry, error_code, wait_for
-from controller.specs.fields import SpecModel, in_range
+from controller.retrying import wait_for
+from controller.specs.fields import ARN, RefTo, SpecModel, ValueRef, aws_name, in_range, simple_name
 
 UPDATE_TIMEOUT_S = 300.0
 _CONFIG_FIELDS = ("runtime", "handler", "memorySize", "timeout", "role", "environment", "description")
 
+
+# Lambda: names 1..64 characters; variable names start with a letter; all variables together at most 4 KB.
+FUNCTION_NAME = simple_name("function name", 64)
+ENV_NAME = aws_name("environment variable name", r"[A-Za-z][A-Za-z0-9_]*", 256, "letters, digits and '_', "
+                    "starting with a letter")
+ENV_MAX_BYTES = 4096
 
 class Code(SpecModel):
     packages: list[str] = Field(min_length=1)
@@ -43,17 +49,17 @@ class EnvValue(SpecModel):
 
 
 class FunctionSpec(SpecModel):
-    function_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    function_name: Annotated[str, AfterValidator(FUNCTION_NAME)] | None = None  # defaults to metadata.name
     code: Code
-    handler: str = Field("gate.handler.handler", pattern=r"^[A-Za-z0-9_.]+$")
+    handler: str = Field("gate.handler.handler", pattern=r"^[A-Za-z0-9_.]+$", max_length=128)
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
     architecture: Literal["arm64", "x86_64"] = "arm64"
     memory_size: Annotated[int, AfterValidator(in_range(128, 10240))] = 256
     timeout: Annotated[int, AfterValidator(in_range(1, 900))] = 30
     description: str = Field("", max_length=256)
-    role_ref: str | None = None
-    role_arn: str | None = None
-    environment: dict[str, str | EnvValue] = Field(default_factory=dict)
+    role_ref: Annotated[str, RefTo("Role")] | None = None
+    role_arn: ARN | None = None
+    environment: dict[Annotated[str, AfterValidator(ENV_NAME)], str | EnvValue] = Field(default_factory=dict)
     reserved_concurrency: Annotated[int, AfterValidator(in_range(0, 1000))] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -64,11 +70,14 @@ class FunctionSpec(SpecModel):
         reserved = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
         if reserved & set(self.environment):
             raise ValueError(f"environment: Lambda reserves {', '.join(sorted(reserved & set(self.environment)))}")
+        size = sum(len(k) + len(v) for k, v in self.environment.items() if isinstance(v, str))
+        if size > ENV_MAX_BYTES:
+            raise ValueError(f"environment: Lambda allows {ENV_MAX_BYTES} bytes of variables in all (got {size})")
         return self
 
 
 def function_name(manifest: Manifest) -> str:
-    spec: FunctionSpec = manifest.spec
+    spec = spec_of(manifest, FunctionSpec)
     return spec.function_name or manifest.metadata.name
 
 
@@ -93,9 +102,10 @@ def _config_fields(config: dict[str, Any]) -> dict[str, Any]:
 
 
 @register
-class FunctionKind(KindHandler):
+class FunctionKind(Kind[FunctionSpec]):
     kind = "Function"
     spec_model = FunctionSpec
+    not_found_codes = frozenset({"ResourceNotFoundException"})
     rules = {
         "functionName": FieldRule(FieldPolicy.IMMUTABLE, "Lambda cannot rename a function"),
     }
@@ -104,14 +114,18 @@ class FunctionKind(KindHandler):
         self._zips: dict[ResourceKey, packaging.LambdaZip] = {}
         self._lock = threading.Lock()
 
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        spec = self.spec(manifest)
+        return check_name(manifest, spec.function_name, function_name(manifest), FUNCTION_NAME, "functionName")
+
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: FunctionSpec = manifest.spec
+        spec = self.spec(manifest)
         refs = [ResourceKey(kind="Role", name=spec.role_ref)] if spec.role_ref else []
         refs.extend(v.value_from.key() for v in spec.environment.values() if isinstance(v, EnvValue))
         return list(dict.fromkeys(refs))
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: FunctionSpec = manifest.spec
+        spec = self.spec(manifest)
         built = self.build(manifest)
         role = ctx.output(ResourceKey(kind="Role", name=spec.role_ref)) if spec.role_ref else spec.role_arn
         environment = {
@@ -135,7 +149,7 @@ class FunctionKind(KindHandler):
 
     def build(self, manifest: Manifest) -> packaging.LambdaZip:
         """Build the zip (deterministic; wheels cached) and remember it for create/update."""
-        spec: FunctionSpec = manifest.spec
+        spec = self.spec(manifest)
         packages, requirements = code_paths(spec.code)
         built = packaging.build_lambda_zip(
             packages=packages,
@@ -148,18 +162,12 @@ class FunctionKind(KindHandler):
         return built
 
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
-        try:
-            found = ctx.client("lambda").get_function(FunctionName=function_name(manifest))
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
-        return self._live(found, manifest.key, ctx)
+        found = self.read_or_none(ctx.client("lambda").get_function, FunctionName=function_name(manifest))
+        return None if found is None else self._live(found, manifest.key, ctx)
 
     def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
         lam = ctx.client("lambda")
-        create = aws_retry(lam.create_function)  # a role created seconds ago may not be assumable yet
-        create(
+        lam.create_function(
             FunctionName=desired["functionName"],
             Code={"ZipFile": self._zip_bytes(manifest, desired)},
             Architectures=[desired["architecture"]],
@@ -184,7 +192,7 @@ class FunctionKind(KindHandler):
             lam.update_function_code(FunctionName=name, ZipFile=zip_file, Architectures=[desired["architecture"]])
             self._wait_ready(lam, manifest)
         if set(_CONFIG_FIELDS) & set(changed):
-            aws_retry(lam.update_function_configuration)(FunctionName=name, **self._config_args(desired))
+            lam.update_function_configuration(FunctionName=name, **self._config_args(desired))
             self._wait_ready(lam, manifest)
         if "reservedConcurrency" in changed:
             if desired["reservedConcurrency"] is None:
@@ -202,7 +210,7 @@ class FunctionKind(KindHandler):
         return self._reread(manifest, ctx)
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
-        with absent_ok():
+        with self.absent_ok():
             ctx.client("lambda").delete_function(FunctionName=live.physical_id)
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:

@@ -8,25 +8,31 @@ the diff marks them ``requires_replacement`` and `replacement_impact` says what 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, model_validator
 
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.prefetch import tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import SQS_FIFO_ONLY, SQS_QUEUE_ATTRIBUTES, sqs_attributes, sqs_fields, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import RefTo, SpecModel, aws_name, in_range
 
 FIFO_SUFFIX = ".fifo"
+_URLS = "queue-url"
 _CLEARABLE = ("RedrivePolicy", "KmsMasterKeyId")
-_NOT_FOUND = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+# SQS: 1..80 characters (".fifo" included), letters, digits, '-' and '_'; a FIFO queue's name ends in ".fifo".
+QUEUE_NAME = aws_name("queue name", r"[A-Za-z0-9_-]+(\.fifo)?", 80,
+                      "letters, digits, '-' and '_' (plus a final '.fifo' for a FIFO queue)")
 
 
 class DeadLetter(SpecModel):
-    queue_ref: str
+    queue_ref: Annotated[str, RefTo("Queue")]
     max_receive_count: Annotated[int, AfterValidator(in_range(1, 1000))] = 3
 
 
@@ -36,7 +42,8 @@ class Kms(SpecModel):
 
 
 class QueueSpec(SpecModel):
-    queue_name: str | None = None  # defaults to metadata.name (plus ".fifo" for a FIFO queue)
+    # defaults to metadata.name (plus ".fifo" for a FIFO queue)
+    queue_name: Annotated[str, AfterValidator(QUEUE_NAME)] | None = None
     fifo: bool = False
     visibility_timeout: Annotated[int, AfterValidator(in_range(0, 43200))] = 30
     message_retention_period: Annotated[int, AfterValidator(in_range(60, 1209600))] = 345600
@@ -58,26 +65,40 @@ class QueueSpec(SpecModel):
 
 
 def queue_name(manifest: Manifest) -> str:
-    spec: QueueSpec = manifest.spec
+    spec = spec_of(manifest, QueueSpec)
     name = spec.queue_name or manifest.metadata.name
     return name + FIFO_SUFFIX if spec.fifo and not name.endswith(FIFO_SUFFIX) else name
 
 
 @register
-class QueueHandler(KindHandler):
+class QueueHandler(Kind[QueueSpec]):
     kind = "Queue"
     spec_model = QueueSpec
+    not_found_codes = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
     rules = {
         "queueName": FieldRule(FieldPolicy.IMMUTABLE, "SQS cannot rename a queue"),
         "fifoQueue": FieldRule(FieldPolicy.IMMUTABLE, "SQS cannot change a queue's type"),
     }
 
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        """The name AWS gets (the default included) and SQS's pairing rule: a FIFO queue's dead-letter queue
+        must be FIFO, and a standard queue's must be standard."""
+        spec = self.spec(manifest)
+        problems = check_name(manifest, spec.queue_name, queue_name(manifest), QUEUE_NAME, "queueName")
+        target = stack.get(ResourceKey(kind="Queue", name=spec.dead_letter.queue_ref)) if spec.dead_letter else None
+        if target is not None and self.spec(target).fifo != spec.fifo:
+            mine, theirs = ("FIFO", "standard") if spec.fifo else ("standard", "FIFO")
+            problems.append(("spec.deadLetter.queueRef",
+                             f"a {mine} queue needs a {mine} dead-letter queue, but {target.key} is {theirs} "
+                             f"({target.source}); point it at a {mine} queue"))
+        return problems
+
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: QueueSpec = manifest.spec
+        spec = self.spec(manifest)
         return [ResourceKey(kind="Queue", name=spec.dead_letter.queue_ref)] if spec.dead_letter else []
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: QueueSpec = manifest.spec
+        spec = self.spec(manifest)
         redrive = None
         if spec.dead_letter:
             dlq = ResourceKey(kind="Queue", name=spec.dead_letter.queue_ref)
@@ -99,17 +120,24 @@ class QueueHandler(KindHandler):
         )
         return {"queueName": queue_name(manifest), **fields, "tags": desired_tags(manifest, ctx.stack, spec.tags)}
 
+    def prefetch(self, manifests: Sequence[Manifest], ctx: Context) -> None:
+        """Queue URLs from one ListQueues (a queue missing from it is looked up by name in `read`)."""
+        wanted = {queue_name(m) for m in manifests}
+        for page in ctx.client("sqs").get_paginator("list_queues").paginate(PaginationConfig={"PageSize": 1000}):
+            for url in page.get("QueueUrls", []):
+                name = url.rstrip("/").rsplit("/", 1)[-1]
+                if name in wanted:
+                    ctx.prefetched.put(_URLS, name, url)
+
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
         sqs = ctx.client("sqs")
         name = queue_name(manifest)
-        try:
-            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        except Exception as exc:
-            if error_code(exc) not in _NOT_FOUND:
-                raise
-            url = self.find_queue_by_key(manifest.key, name, ctx)
-            if url is None:
-                return None
+        found, url = ctx.prefetched.take(_URLS, name)
+        if not found:
+            url = self.read_or_none(sqs.get_queue_url, QueueName=name)
+            url = url["QueueUrl"] if url else self.find_queue_by_key(manifest.key, name, ctx)
+        if url is None:
+            return None
         return self._live(url, ctx, manifest.key)
 
     def find_queue_by_key(self, key: ResourceKey, name: str, ctx: Context) -> str | None:
@@ -124,13 +152,14 @@ class QueueHandler(KindHandler):
 
     def _live(self, url: str, ctx: Context, key: ResourceKey | None = None) -> LiveResource | None:
         sqs = ctx.client("sqs")
-        try:
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            tags = user_tags(sqs.list_queue_tags(QueueUrl=url).get("Tags", {}))
-        except Exception as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return None
-            raise
+        found = self.read_or_none(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["All"])
+        if found is None:
+            return None
+        attributes = found["Attributes"]
+        raw_tags = tags_of(ctx, attributes["QueueArn"])
+        if raw_tags is None:
+            raw_tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        tags = user_tags(raw_tags)
         name = url.rstrip("/").rsplit("/", 1)[-1]
         fields = {"queueName": name, **sqs_attributes(attributes), "tags": tags}
         resolved_key = key or owned_key(tags) or ResourceKey(kind=self.kind, name=name)
@@ -171,11 +200,8 @@ class QueueHandler(KindHandler):
         return LiveResource(live.key, live.physical_id, fields, live.outputs, dict(desired["tags"]), True)
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
-        try:
+        with self.absent_ok():
             ctx.client("sqs").delete_queue(QueueUrl=live.physical_id)
-        except Exception as exc:
-            if error_code(exc) not in _NOT_FOUND:
-                raise
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
         sqs = ctx.client("sqs")

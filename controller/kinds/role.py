@@ -8,29 +8,37 @@ statements as dicts, single actions as strings). The path cannot change in place
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, model_validator
 
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.prefetch import put_found
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import policy_document, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import ARN, SpecModel, aws_name, in_range, max_chars
 
-_NOT_FOUND = ("NoSuchEntity", "NoSuchEntityException")
+_ROLES = "role"
+
+
+# IAM: role names 1..64 and policy names 1..128 characters of letters, digits and '+=,.@_-'; a path starts and
+# ends with '/' (1..512 characters of printable ASCII).
+ROLE_NAME = aws_name("role name", r"[\w+=,.@-]+", 64, "letters, digits and '+', '=', ',', '.', '@', '_', '-'")
+POLICY_NAME = aws_name("policy name", r"[\w+=,.@-]+", 128, "letters, digits and '+', '=', ',', '.', '@', '_', '-'")
+IAM_PATH = aws_name("path", r"/|/[\x21-\x7E]*/", 512, "printable ASCII, starting and ending with '/'")
 
 
 class RoleSpec(SpecModel):
-    role_name: str | None = None  # defaults to metadata.name
-    path: str = "/"
-    description: str = ""
+    role_name: Annotated[str, AfterValidator(ROLE_NAME)] | None = None  # defaults to metadata.name
+    path: Annotated[str, AfterValidator(IAM_PATH)] = "/"
+    description: Annotated[str, AfterValidator(max_chars("description", 1000))] = ""
     trusted_services: list[str] = []  # shortcut: ["lambda.amazonaws.com"] → an sts:AssumeRole trust policy
     assume_role_policy: dict[str, Any] | None = None
-    inline_policies: dict[str, dict[str, Any]] = {}
-    managed_policy_arns: list[str] = []
+    inline_policies: dict[Annotated[str, AfterValidator(POLICY_NAME)], dict[str, Any]] = {}
+    managed_policy_arns: list[ARN] = []
     max_session_duration: Annotated[int, AfterValidator(in_range(3600, 43200))] = 3600
     tags: dict[str, str] = {}
 
@@ -53,21 +61,25 @@ class RoleSpec(SpecModel):
 
 
 def role_name(manifest: Manifest) -> str:
-    spec: RoleSpec = manifest.spec
+    spec = spec_of(manifest, RoleSpec)
     return spec.role_name or manifest.metadata.name
 
 
 @register
-class RoleHandler(KindHandler):
+class RoleHandler(Kind[RoleSpec]):
     kind = "Role"
     spec_model = RoleSpec
+    not_found_codes = frozenset({"NoSuchEntity", "NoSuchEntityException"})
     rules = {"path": FieldRule(FieldPolicy.IMMUTABLE, "IAM cannot change a role's path")}
+
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        return check_name(manifest, self.spec(manifest).role_name, role_name(manifest), ROLE_NAME, "roleName")
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
         return []
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: RoleSpec = manifest.spec
+        spec = self.spec(manifest)
         return {
             "path": spec.path,
             "description": spec.description,
@@ -78,25 +90,45 @@ class RoleHandler(KindHandler):
             "tags": desired_tags(manifest, ctx.stack, spec.tags),
         }
 
+    def prefetch(self, manifests: Sequence[Manifest], ctx: Context) -> None:
+        """Every role of the tier from two paginated calls instead of four a role: GetAccountAuthorizationDetails
+        (trust policy, inline and attached policies, tags) and ListRoles (description and session duration,
+        which the first one does not return)."""
+        wanted = {role_name(m) for m in manifests}
+        iam = ctx.client("iam")
+        pages = iam.get_paginator("get_account_authorization_details").paginate(
+            Filter=["Role"], PaginationConfig={"PageSize": 1000}
+        )
+        found = {d["RoleName"]: d for page in pages for d in page.get("RoleDetailList", []) if d["RoleName"] in wanted}
+        for page in iam.get_paginator("list_roles").paginate(PaginationConfig={"PageSize": 1000}):
+            for role in page.get("Roles", []):
+                if (detail := found.get(role["RoleName"])) is not None:
+                    detail.update({k: role[k] for k in ("Description", "MaxSessionDuration") if k in role})
+        put_found(ctx, _ROLES, wanted, found)
+
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
-        try:
-            role = ctx.client("iam").get_role(RoleName=role_name(manifest))["Role"]
-        except Exception as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return None
-            raise
-        return self._live(role, ctx, manifest.key)
+        prefetched, detail = ctx.prefetched.take(_ROLES, role_name(manifest))
+        if prefetched:
+            return None if detail is None else self._live(detail, ctx, manifest.key)
+        found = self.read_or_none(ctx.client("iam").get_role, RoleName=role_name(manifest))
+        return None if found is None else self._live(found["Role"], ctx, manifest.key)
 
     def _live(self, role: dict[str, Any], ctx: Context, key: ResourceKey | None = None) -> LiveResource:
+        """From GetRole (policies then listed) or a RoleDetailList entry (policies included)."""
         iam = ctx.client("iam")
         name = role["RoleName"]
         tags = user_tags(tags_from_list(role.get("Tags")))
         inline = {}
-        for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
-            for policy in page.get("PolicyNames", []):
-                doc = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
-                inline[policy] = policy_document(doc)
-        attached = iam.list_attached_role_policies(RoleName=name).get("AttachedPolicies", [])
+        attached = role.get("AttachedManagedPolicies")
+        if "RolePolicyList" in role:
+            inline = {p["PolicyName"]: policy_document(p["PolicyDocument"]) for p in role["RolePolicyList"]}
+        else:
+            for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+                for policy in page.get("PolicyNames", []):
+                    doc = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                    inline[policy] = policy_document(doc)
+        if attached is None:
+            attached = iam.list_attached_role_policies(RoleName=name).get("AttachedPolicies", [])
         fields = {
             "path": role.get("Path", "/"),
             "description": role.get("Description", ""),

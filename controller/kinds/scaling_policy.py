@@ -19,16 +19,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from controller.errors import TemporaryError
-from controller.kinds.base import Context, FieldClaim, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldClaim, FieldPolicy, FieldRule, Kind, LiveResource, spec_of
+from controller.kinds.prefetch import tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import tags_from_list, user_tags
 from controller.ownership import desired_tags, is_owned
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import RefTo, SpecModel, in_range
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -51,16 +51,22 @@ class TargetTracking(SpecModel):
 
 
 class ScalingPolicySpec(SpecModel):
-    service_ref: str
+    service_ref: Annotated[str, RefTo("Service")]
     policy_name: str | None = Field(None, pattern=r"^[^:/]{1,256}$")
     min_capacity: Annotated[int, AfterValidator(in_range(0, 5000))] = 1
     max_capacity: Annotated[int, AfterValidator(in_range(1, 5000))] = 10
     target_tracking: TargetTracking
     tags: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _capacity_order(self) -> ScalingPolicySpec:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"minCapacity ({self.min_capacity}) must be <= maxCapacity ({self.max_capacity})")
+        return self
+
 
 def policy_name(manifest: Manifest) -> str:
-    spec: ScalingPolicySpec = manifest.spec
+    spec = spec_of(manifest, ScalingPolicySpec)
     return spec.policy_name or manifest.metadata.name
 
 
@@ -110,29 +116,31 @@ def _spec_tracking(tracking: TargetTracking) -> dict[str, Any]:
 
 
 @register
-class ScalingPolicyKind(KindHandler):
+class ScalingPolicyKind(Kind[ScalingPolicySpec]):
     kind = "ScalingPolicy"
     spec_model = ScalingPolicySpec
+    not_found_codes = frozenset({"ObjectNotFoundException", "ClusterNotFoundException"})
     rules = {
         "resourceId": FieldRule(FieldPolicy.IMMUTABLE, "a policy belongs to one scalable target (one service)"),
         "policyName": FieldRule(FieldPolicy.IMMUTABLE, "a scaling policy is identified by its name"),
     }
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: ScalingPolicySpec = manifest.spec
+        spec = self.spec(manifest)
         return [ResourceKey(kind="Service", name=spec.service_ref)]
 
     def claims(self, manifest: Manifest) -> list[FieldClaim]:
-        spec: ScalingPolicySpec = manifest.spec
+        spec = self.spec(manifest)
         reason = (
             f"owned by Application Auto Scaling via {manifest.key} (it sets the count between minCapacity"
             f" {spec.min_capacity} and maxCapacity {spec.max_capacity}); the spec's value is used only when the"
             " service is created"
         )
-        return [FieldClaim(ResourceKey(kind="Service", name=spec.service_ref), "desiredCount", reason)]
+        bounds = (float(spec.min_capacity), float(spec.max_capacity))
+        return [FieldClaim(ResourceKey(kind="Service", name=spec.service_ref), "desiredCount", reason, bounds)]
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: ScalingPolicySpec = manifest.spec
+        spec = self.spec(manifest)
         return {
             "resourceId": self._resource_id(manifest, ctx),
             "policyName": policy_name(manifest),
@@ -148,7 +156,7 @@ class ScalingPolicyKind(KindHandler):
         return self._find(ctx, resource_id, policy_name(manifest), manifest.key)
 
     def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
-        spec: ScalingPolicySpec = manifest.spec
+        spec = self.spec(manifest)
         self._register_target(desired, ctx, desired_tags(manifest, ctx.stack, spec.tags))
         self._put_policy(desired, ctx)
         return self._reread(manifest, desired, ctx)
@@ -169,15 +177,10 @@ class ScalingPolicyKind(KindHandler):
             "ResourceId": live.fields["resourceId"],
             "ScalableDimension": DIMENSION,
         }
-        for call, args in (
-            (aas.delete_scaling_policy, {**target, "PolicyName": live.fields["policyName"]}),
-            (aas.deregister_scalable_target, target),
-        ):
-            try:
-                call(**args)
-            except Exception as exc:
-                if error_code(exc) != "ObjectNotFoundException":
-                    raise
+        with self.absent_ok():
+            aas.delete_scaling_policy(**target, PolicyName=live.fields["policyName"])
+        with self.absent_ok():
+            aas.deregister_scalable_target(**target)
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
         aas = ctx.client("application-autoscaling")
@@ -195,7 +198,7 @@ class ScalingPolicyKind(KindHandler):
         return "the service keeps its current task count but stops scaling until the new policy exists"
 
     def _resource_id(self, manifest: Manifest, ctx: Context) -> str:
-        spec: ScalingPolicySpec = manifest.spec
+        spec = self.spec(manifest)
         return ctx.output(ResourceKey(kind="Service", name=spec.service_ref), "resourceId")
 
     def _register_target(self, desired: dict[str, Any], ctx: Context, tags: dict[str, str] | None) -> None:
@@ -249,14 +252,13 @@ class ScalingPolicyKind(KindHandler):
 
     def _service_tags(self, ctx: Context, resource_id: str) -> dict[str, str]:
         """Tags of the ECS service a ``service/CLUSTER/NAME`` target scales ({} if it is gone)."""
+        cached = tags_of(ctx, f"arn:aws:ecs:{ctx.region}:{ctx.account_id}:{resource_id}")
+        if cached is not None:
+            return user_tags(cached)
         _, cluster, service = resource_id.split("/", 2)
-        try:
-            found = ctx.client("ecs").describe_services(cluster=cluster, services=[service], include=["TAGS"])
-        except Exception as exc:
-            if error_code(exc) == "ClusterNotFoundException":
-                return {}
-            raise
-        services = found.get("services", [])
+        found = self.read_or_none(ctx.client("ecs").describe_services, cluster=cluster, services=[service],
+                                  include=["TAGS"])
+        services = (found or {}).get("services", [])
         return user_tags(tags_from_list(services[0].get("tags"))) if services else {}
 
     def _reread(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:

@@ -19,20 +19,22 @@ Fields owned by others or invisible here are reported, never "fixed":
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from controller.errors import PermanentError, TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.prefetch import batches, put_found
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import sort_by, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import RefTo, SpecModel, in_range, simple_name
 
 DEFAULT_VPC = "default-vpc"
+_SERVICES = "service"
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
@@ -61,10 +63,13 @@ class NetworkConfiguration(SpecModel):
     awsvpc_configuration: AwsVpcConfiguration
 
 
+SERVICE_NAME = simple_name("service name")
+
+
 class ServiceSpec(SpecModel):
-    service_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,255}$")
-    cluster_ref: str
-    task_definition_ref: str
+    service_name: Annotated[str, AfterValidator(SERVICE_NAME)] | None = None  # defaults to metadata.name
+    cluster_ref: Annotated[str, RefTo("Cluster")]
+    task_definition_ref: Annotated[str, RefTo("TaskDefinition")]
     desired_count: Annotated[int, AfterValidator(in_range(0, 5000))] = 1
     capacity_provider_strategy: list[StrategyItem] = Field(min_length=1, max_length=20)
     platform_version: str = "LATEST"
@@ -80,7 +85,7 @@ class ServiceSpec(SpecModel):
 
 
 def service_name(manifest: Manifest) -> str:
-    spec: ServiceSpec = manifest.spec
+    spec = spec_of(manifest, ServiceSpec)
     return spec.service_name or manifest.metadata.name
 
 
@@ -144,9 +149,10 @@ def _fields(service: dict[str, Any], cluster: str) -> dict[str, Any]:
 
 
 @register
-class ServiceKind(KindHandler):
+class ServiceKind(Kind[ServiceSpec]):
     kind = "Service"
     spec_model = ServiceSpec
+    not_found_codes = frozenset({"ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException"})
     rules = {
         "serviceName": FieldRule(FieldPolicy.IMMUTABLE, "ECS cannot rename a service"),
         "cluster": FieldRule(FieldPolicy.IMMUTABLE, "a service cannot move to another cluster"),
@@ -157,19 +163,23 @@ class ServiceKind(KindHandler):
         ),
     }
 
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        spec = self.spec(manifest)
+        return check_name(manifest, spec.service_name, service_name(manifest), SERVICE_NAME, "serviceName")
+
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: ServiceSpec = manifest.spec
+        spec = self.spec(manifest)
         return [
             ResourceKey(kind="Cluster", name=spec.cluster_ref),
             ResourceKey(kind="TaskDefinition", name=spec.task_definition_ref),
         ]
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: ServiceSpec = manifest.spec
+        spec = self.spec(manifest)
         vpc = spec.network_configuration.awsvpc_configuration
         network = {"subnets": vpc.subnets, "securityGroups": vpc.security_groups}
         if vpc.subnets_from == DEFAULT_VPC:
-            network = default_vpc_network(ctx.client("ec2"))
+            network = ctx.prefetched.memo("default-vpc", ctx.region, lambda: default_vpc_network(ctx.client("ec2")))
         fields = _fields(
             {
                 "serviceName": service_name(manifest),
@@ -183,6 +193,24 @@ class ServiceKind(KindHandler):
             self._cluster(manifest, ctx),
         )
         return {**fields, "tags": desired_tags(manifest, ctx.stack, spec.tags)}
+
+    def prefetch(self, manifests: Sequence[Manifest], ctx: Context) -> None:
+        """The tier's services with one DescribeServices per cluster and 10 services (the API's limit)."""
+        by_cluster: dict[str, list[str]] = {}
+        for manifest in manifests:
+            try:
+                cluster = self._cluster(manifest, ctx)
+            except LookupError:  # its cluster failed this pass: the reconciler skips this service anyway
+                continue
+            if _CLUSTER_NAME.fullmatch(cluster):  # not "(known after apply)" in a dry run
+                by_cluster.setdefault(cluster, []).append(service_name(manifest))
+        ecs = ctx.client("ecs")
+        for cluster, names in by_cluster.items():
+            for batch in batches(names, 10):
+                answer = self.read_or_none(ecs.describe_services, cluster=cluster, services=batch, include=["TAGS"])
+                services = (answer or {}).get("services", [])
+                active = {f"{cluster}/{s['serviceName']}": s for s in services if s.get("status") == "ACTIVE"}
+                put_found(ctx, _SERVICES, (f"{cluster}/{n}" for n in batch), active)
 
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
         cluster = self._cluster(manifest, ctx)
@@ -226,12 +254,8 @@ class ServiceKind(KindHandler):
         return self._reread(manifest, ctx, desired)
 
     def delete(self, live: LiveResource, ctx: Context) -> None:
-        ecs = ctx.client("ecs")
-        try:
-            ecs.delete_service(cluster=live.fields["cluster"], service=live.physical_id, force=True)
-        except Exception as exc:
-            if error_code(exc) not in ("ServiceNotFoundException", "ServiceNotActiveException"):
-                raise
+        with self.absent_ok():
+            ctx.client("ecs").delete_service(cluster=live.fields["cluster"], service=live.physical_id, force=True)
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
         ecs = ctx.client("ecs")
@@ -257,18 +281,17 @@ class ServiceKind(KindHandler):
         )
 
     def _cluster(self, manifest: Manifest, ctx: Context) -> str:
-        spec: ServiceSpec = manifest.spec
+        spec = self.spec(manifest)
         return ctx.output(ResourceKey(kind="Cluster", name=spec.cluster_ref), "name")
 
     def _find(self, ctx: Context, cluster: str, name: str, key: ResourceKey | None) -> LiveResource | None:
-        try:
-            found = ctx.client("ecs").describe_services(cluster=cluster, services=[name], include=["TAGS"])
-        except Exception as exc:
-            if error_code(exc) == "ClusterNotFoundException":
-                return None
-            raise
-        active = [s for s in found.get("services", []) if s.get("status") == "ACTIVE"]
-        return self._live(active[0], cluster, key, ctx) if active else None
+        prefetched, service = ctx.prefetched.take(_SERVICES, f"{cluster}/{name}")
+        if not prefetched:
+            found = self.read_or_none(ctx.client("ecs").describe_services, cluster=cluster, services=[name],
+                                      include=["TAGS"])
+            active = [s for s in (found or {}).get("services", []) if s.get("status") == "ACTIVE"]
+            service = active[0] if active else None
+        return None if service is None else self._live(service, cluster, key, ctx)
 
     def _live(self, service: dict[str, Any], cluster: str, key: ResourceKey | None, ctx: Context) -> LiveResource:
         tags = user_tags(tags_from_list(service.get("tags")))

@@ -25,24 +25,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from controller.errors import TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, spec_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import canonical, sort_by, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel, in_range
+from controller.specs.fields import RefTo, SpecModel, ValueRef, in_range, resolve_value
 
-# A reference field → the kind it names and the output used when ``output`` is not given.
-REF_KINDS: dict[str, tuple[str, str]] = {
-    "queueRef": ("Queue", "url"),
-    "topicRef": ("Topic", "arn"),
-    "bucketRef": ("Bucket", "name"),
-    "secretRef": ("Secret", "arn"),
-    "logGroupRef": ("LogGroup", "name"),
-    "roleRef": ("Role", "arn"),
-    "functionRef": ("Function", "arn"),
-}
 HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
 # Fargate's allowed memory (MiB) for each task cpu value.
 FARGATE_MEMORY: dict[int, range] = {
@@ -55,45 +44,6 @@ FARGATE_MEMORY: dict[int, range] = {
     16384: range(32768, 122881, 8192),
 }
 _UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(vcpu|gb|gib|mb|mib)?\s*$", re.IGNORECASE)
-
-
-class ValueRef(SpecModel):
-    """A value taken from another resource of the stack: exactly one ``...Ref`` plus the output to use."""
-
-    queue_ref: str | None = None
-    topic_ref: str | None = None
-    bucket_ref: str | None = None
-    secret_ref: str | None = None
-    log_group_ref: str | None = None
-    role_ref: str | None = None
-    function_ref: str | None = None
-    output: str | None = None  # arn, url, name...; default per kind (see REF_KINDS)
-    json_key: str | None = None  # secretRef only: one key of a JSON secret (ECS ``ARN:key::`` syntax)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ValueRef:
-        if len(self.refs()) != 1:
-            raise ValueError(f"set exactly one of {', '.join(REF_KINDS)}")
-        if self.json_key is not None and self.secret_ref is None:
-            raise ValueError("jsonKey only applies to secretRef")
-        return self
-
-    def refs(self) -> list[tuple[str, str]]:
-        dumped = self.model_dump(by_alias=True)
-        return [(field, dumped[field]) for field in REF_KINDS if dumped.get(field) is not None]
-
-    def key(self) -> ResourceKey:
-        field, name = self.refs()[0]
-        return ResourceKey(kind=REF_KINDS[field][0], name=name)
-
-    def resolve(self, ctx: Context) -> str:
-        field, _ = self.refs()[0]
-        value = ctx.output(self.key(), self.output or REF_KINDS[field][1])
-        return f"{value}:{self.json_key}::" if self.json_key else value
-
-
-def resolve_value(value: str | ValueRef, ctx: Context) -> str:
-    return value if isinstance(value, str) else value.resolve(ctx)
 
 
 class EnvironmentVariable(SpecModel):
@@ -123,7 +73,8 @@ class PortMapping(SpecModel):
 
 class LogConfiguration(SpecModel):
     log_driver: Literal["awslogs", "awsfirelens", "splunk", "json-file", "fluentd"] = "awslogs"
-    log_group_ref: str | None = None  # fills options["awslogs-group"] from the LogGroup's name
+    # fills options["awslogs-group"] from the LogGroup's name
+    log_group_ref: Annotated[str, RefTo("LogGroup")] | None = None
     options: dict[str, str] = Field(default_factory=dict)
 
 
@@ -168,9 +119,9 @@ class RuntimePlatform(SpecModel):
 
 class TaskDefinitionSpec(SpecModel):
     family: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
-    task_role_ref: str | None = None
+    task_role_ref: Annotated[str, RefTo("Role")] | None = None
     task_role_arn: str | None = None
-    execution_role_ref: str | None = None
+    execution_role_ref: Annotated[str, RefTo("Role")] | None = None
     execution_role_arn: str | None = None
     network_mode: Literal["awsvpc", "bridge", "host", "none"] = "awsvpc"
     requires_compatibilities: list[Literal["FARGATE", "EC2", "EXTERNAL"]] = Field(
@@ -304,7 +255,7 @@ def _env_value(variable: EnvironmentVariable, ctx: Context) -> str:
 
 def register_args(manifest: Manifest, ctx: Context) -> dict[str, Any]:
     """The RegisterTaskDefinition arguments for a manifest, references resolved."""
-    spec: TaskDefinitionSpec = manifest.spec
+    spec = spec_of(manifest, TaskDefinitionSpec)
     args: dict[str, Any] = {
         "family": spec.family,
         "networkMode": spec.network_mode,
@@ -340,9 +291,11 @@ def find_latest_active(ecs: Any, family: str) -> str | None:
 
 
 @register
-class TaskDefinitionKind(KindHandler):
+class TaskDefinitionKind(Kind[TaskDefinitionSpec]):
     kind = "TaskDefinition"
     spec_model = TaskDefinitionSpec
+    # DescribeTaskDefinition answers an unknown revision with a generic ClientException.
+    not_found_codes = frozenset({"ClientException"})
     rules = {
         "family": FieldRule(
             FieldPolicy.IMMUTABLE,
@@ -352,7 +305,7 @@ class TaskDefinitionKind(KindHandler):
     }
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
-        spec: TaskDefinitionSpec = manifest.spec
+        spec = self.spec(manifest)
         refs = [ResourceKey(kind="Role", name=r) for r in (spec.task_role_ref, spec.execution_role_ref) if r]
         for container in spec.container_definitions:
             values = [e.value_from for e in container.environment] + [s.value_from for s in container.secrets]
@@ -363,12 +316,12 @@ class TaskDefinitionKind(KindHandler):
         return list(dict.fromkeys(refs))
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: TaskDefinitionSpec = manifest.spec
+        spec = self.spec(manifest)
         fields = normalize_task_definition(register_args(manifest, ctx))
         return {**fields, "tags": desired_tags(manifest, ctx.stack, spec.tags)}
 
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
-        spec: TaskDefinitionSpec = manifest.spec
+        spec = self.spec(manifest)
         ecs = ctx.client("ecs")
         arn = find_latest_active(ecs, spec.family)
         if arn is not None:
@@ -443,7 +396,7 @@ class TaskDefinitionKind(KindHandler):
         try:
             found = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
         except Exception as exc:
-            if error_code(exc) == "ClientException":
+            if self.is_not_found(exc):
                 raise TemporaryError(str(key or arn), f"{arn} is not visible yet", delay=2) from exc
             raise
         definition = found["taskDefinition"]

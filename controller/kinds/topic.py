@@ -7,15 +7,18 @@ declarative map in `controller.normalize`. Subscriptions are compared as a set o
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
-from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
+from pydantic import AfterValidator, Field, model_validator
+
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.prefetch import tags_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import AttributeMap, bool_attr, str_attr, tags_from_list, tags_to_list, unordered, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import error_code
-from controller.specs.fields import SpecModel
+from controller.specs.fields import SpecModel, aws_name, max_chars
 
 TOPIC_ATTRIBUTES = AttributeMap(
     {
@@ -24,40 +27,59 @@ TOPIC_ATTRIBUTES = AttributeMap(
         "fifoTopic": bool_attr("FifoTopic", False),
     }
 )
-_NOT_FOUND = ("NotFound", "NotFoundException")
+_SUBSCRIPTIONS = "topic-subscriptions"
+
+
+# SNS: 1..256 characters (".fifo" included), letters, digits, '-' and '_'; a FIFO topic's name ends in ".fifo".
+TOPIC_NAME = aws_name("topic name", r"[A-Za-z0-9_-]+(\.fifo)?", 256,
+                      "letters, digits, '-' and '_' (plus a final '.fifo' for a FIFO topic)")
+Protocol = Literal["http", "https", "email", "email-json", "sms", "sqs", "application", "lambda", "firehose"]
 
 
 class Subscription(SpecModel):
-    protocol: str  # email, sqs, lambda, https...
-    endpoint: str
+    protocol: Protocol
+    endpoint: str = Field(min_length=1, max_length=2048)
 
 
 class TopicSpec(SpecModel):
-    topic_name: str | None = None
-    display_name: str = ""
-    kms_master_key_id: str | None = None
+    topic_name: Annotated[str, AfterValidator(TOPIC_NAME)] | None = None
+    # SNS: "the display name ... can include up to 100 characters" (used as the SMS sender name).
+    display_name: Annotated[str, AfterValidator(max_chars("displayName", 100))] = ""
+    kms_master_key_id: str | None = Field(None, min_length=1, max_length=2048)
     fifo: bool = False
     subscriptions: list[Subscription] = []
     tags: dict[str, str] = {}
 
+    @model_validator(mode="after")
+    def _fifo_rules(self) -> TopicSpec:
+        if self.topic_name and self.topic_name.endswith(".fifo") != self.fifo:
+            raise ValueError("topicName must end with .fifo exactly when fifo is true")
+        if self.fifo and (others := sorted({s.protocol for s in self.subscriptions} - {"sqs"})):
+            raise ValueError(f"a FIFO topic delivers only to SQS queues (got {', '.join(others)} subscriptions)")
+        return self
+
 
 def topic_name(manifest: Manifest) -> str:
-    spec: TopicSpec = manifest.spec
+    spec = spec_of(manifest, TopicSpec)
     name = spec.topic_name or manifest.metadata.name
     return name + ".fifo" if spec.fifo and not name.endswith(".fifo") else name
 
 
 @register
-class TopicHandler(KindHandler):
+class TopicHandler(Kind[TopicSpec]):
     kind = "Topic"
     spec_model = TopicSpec
+    not_found_codes = frozenset({"NotFound", "NotFoundException"})
     rules = {"fifoTopic": FieldRule(FieldPolicy.IMMUTABLE, "SNS cannot change a topic's type")}
+
+    def check(self, manifest: Manifest, stack: Mapping[ResourceKey, Manifest]) -> list[tuple[str, str]]:
+        return check_name(manifest, self.spec(manifest).topic_name, topic_name(manifest), TOPIC_NAME, "topicName")
 
     def references(self, manifest: Manifest) -> list[ResourceKey]:
         return []
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
-        spec: TopicSpec = manifest.spec
+        spec = self.spec(manifest)
         return {
             "displayName": spec.display_name,
             "kmsMasterKeyId": spec.kms_master_key_id,
@@ -69,19 +91,33 @@ class TopicHandler(KindHandler):
     def _arn(self, name: str, ctx: Context) -> str:
         return f"arn:aws:sns:{ctx.region}:{ctx.account_id}:{name}"
 
+    def prefetch(self, manifests: Sequence[Manifest], ctx: Context) -> None:
+        """The subscriptions of every topic of the tier from one paginated ListSubscriptions."""
+        wanted = {self._arn(topic_name(m), ctx) for m in manifests}
+        by_topic: dict[str, list[dict[str, Any]]] = {arn: [] for arn in wanted}
+        for page in ctx.client("sns").get_paginator("list_subscriptions").paginate():
+            for sub in page.get("Subscriptions", []):
+                if sub.get("TopicArn") in by_topic:
+                    by_topic[sub["TopicArn"]].append(sub)
+        for arn, subs in by_topic.items():
+            ctx.prefetched.put(_SUBSCRIPTIONS, arn, subs)
+
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
         return self._live(self._arn(topic_name(manifest), ctx), ctx, manifest.key)
 
     def _live(self, arn: str, ctx: Context, key: ResourceKey | None = None) -> LiveResource | None:
         sns = ctx.client("sns")
-        try:
-            attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
-        except Exception as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return None
-            raise
-        tags = user_tags(tags_from_list(sns.list_tags_for_resource(ResourceArn=arn).get("Tags")))
-        subscriptions = sns.list_subscriptions_by_topic(TopicArn=arn).get("Subscriptions", [])
+        found = self.read_or_none(sns.get_topic_attributes, TopicArn=arn)
+        if found is None:
+            return None
+        attributes = found["Attributes"]
+        raw_tags = tags_of(ctx, arn)
+        if raw_tags is None:
+            raw_tags = tags_from_list(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+        tags = user_tags(raw_tags)
+        prefetched, subscriptions = ctx.prefetched.take(_SUBSCRIPTIONS, arn)
+        if not prefetched:
+            subscriptions = sns.list_subscriptions_by_topic(TopicArn=arn).get("Subscriptions", [])
         fields = {
             **TOPIC_ATTRIBUTES.from_api(attributes),
             "subscriptions": unordered({"protocol": s["Protocol"], "endpoint": s["Endpoint"]} for s in subscriptions),

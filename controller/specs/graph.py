@@ -43,6 +43,14 @@ def dependencies(
                 deps[key].append(ref)
                 continue
             path = _reference_path(doc, ref.name)
+            others = [k for k in by_key if k.name == ref.name and k.kind != ref.kind]
+            if others:
+                found = ", ".join(f"{k} (at {by_key[k][0].source})" for k in others)
+                problems.append(
+                    f"{doc.where(path)}: {dotted(path)}: expects a {ref.kind}, but {ref.name!r} is defined as "
+                    f"{found}: reference a {ref.kind}, or fix the kind"
+                )
+                continue
             problems.append(
                 f"{doc.where(path)}: {dotted(path)}: {ref} is not defined in any manifest "
                 "(add it, or fix the reference)"

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.errors import SpecError
+from controller.kinds import registry
 from controller.model import Manifest, ResourceKey
-from controller.specs import graph
+from controller.specs import graph, program_settings
 from controller.specs.overlays import apply_overlays
 from controller.specs.validation import to_manifest
-from controller.specs.variables import substitute, substitute_identity
+from controller.specs.variables import is_variables_document, overlay_defaults, substitute, substitute_identity
 from controller.specs.yamlsource import RawDocument, read_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -74,7 +75,7 @@ def discover(paths: Sequence[str], env: str, problems: list[str]) -> tuple[list[
                     files.append(found)
             overlays.extend(p for s in MANIFEST_SUFFIXES if (p := path / OVERLAY_DIR / f"{env}{s}").is_file())
         else:
-            problems.append(f"{given}:0: -f: no such file or directory")
+            problems.append(f"-f {given}: no such file or directory")
     return list(dict.fromkeys(files)), overlays
 
 
@@ -82,20 +83,33 @@ def load(options: LoadOptions) -> LoadedStack:
     """Load and validate; raise `SpecError` listing every problem found."""
     problems: list[str] = []
     if options.env not in ENVIRONMENTS:
-        problems.append(f"--env:0: env: must be one of {', '.join(ENVIRONMENTS)} (got {options.env!r})")
+        problems.append(f"--env: must be one of {', '.join(ENVIRONMENTS)} (got {options.env!r})")
     files, overlay_files = discover(options.paths, options.env, problems)
     overlay_files.extend(Path(p) for p in options.overlays)
     if not files and not problems:
-        problems.append(f"{', '.join(options.paths) or '-f'}:0: -f: no manifest files found (*.yaml, *.yml)")
-    documents = [d for f in files for d in read_documents(f, display_path(f), problems)]
+        problems.append(f"-f {', '.join(options.paths) or '(none)'}: no manifest files found (*.yaml, *.yml)")
+    documents: list[RawDocument] = []
+    for file in files:
+        found = read_documents(file, display_path(file), problems)
+        if not found and not any(p.startswith(f"{display_path(file)}:") for p in problems):
+            problems.append(f"{display_path(file)}:1: the file holds no document: add resources or leave it out "
+                            "of -f")
+        documents.extend(found)
+    if files and not documents and not problems:
+        problems.append(f"-f {', '.join(options.paths)}: no resources found")
     overlay_docs = [d for f in overlay_files for d in read_documents(f, display_path(f), problems)]
+    defaults = overlay_defaults([d for d in overlay_docs if is_variables_document(d)], os.environ, problems)
+    overlay_docs = [d for d in overlay_docs if not is_variables_document(d)]
+    variables = {**defaults, **options.variables}
     for doc in [*documents, *overlay_docs]:
-        substitute_identity(doc, options.variables)
+        substitute_identity(doc, variables)
     apply_overlays(documents, overlay_docs, problems)
     for doc in documents:  # after the overlays: an overlay may replace a value that holds a variable
-        substitute(doc, options.variables, problems)
+        substitute(doc, variables, problems)
     pairs = [(m, d) for d in documents if (m := to_manifest(d, problems)) is not None]
+    program_settings.check(pairs, problems)
     by_key = graph.check_duplicates(pairs, problems)
+    problems.extend(registry.check_stack(m for m, _ in by_key.values()))  # AWS rules across fields/resources
     deps = graph.dependencies(by_key, problems)
     layers = graph.tiers(deps, {k: m.source for k, (m, _) in by_key.items()}, problems)
     if problems:
@@ -107,5 +121,5 @@ def load(options: LoadOptions) -> LoadedStack:
         dependencies=deps,
         documents={k: d for k, (_, d) in by_key.items()},
         env=options.env,
-        variables=dict(options.variables),
+        variables=variables,
     )

@@ -59,3 +59,47 @@ def _expand(text: str, path: Path_, doc: RawDocument, variables: Mapping[str, st
         return variables[name]
 
     return _VARIABLE.sub(replace, text)
+
+
+VARIABLES_KIND = "Variables"
+
+
+def is_variables_document(document: RawDocument) -> bool:
+    """An overlay's ``kind: Variables`` document: defaults for ``${NAME}`` in that environment, not a resource."""
+    return isinstance(document.data, dict) and document.data.get("kind") == VARIABLES_KIND
+
+
+def overlay_defaults(
+    documents: list[RawDocument], environ: Mapping[str, str], problems: list[str]
+) -> dict[str, str]:
+    """Variable defaults from overlays' ``kind: Variables`` documents, each value resolved now.
+
+    ``spec`` maps a variable to a string, or to ``{fromEnv: NAME, default: VALUE}``: the environment variable
+    when it is set (``huntazectl up`` prints the export lines), else the default. ``--var`` overrides both.
+    So the local overlay works against a running ``up`` without any ``--var``, while staging and production,
+    whose overlays declare no defaults, still require every variable explicitly.
+    """
+    found: dict[str, str] = {}
+    for doc in documents:
+        spec = doc.data.get("spec")
+        if not isinstance(spec, dict):
+            problems.append(f"{doc.where(('spec',))}: spec: a Variables document maps NAME to a value or to "
+                            "{fromEnv: NAME, default: VALUE}")
+            continue
+        for name, value in spec.items():
+            where = doc.where(("spec", name))
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                found[name] = str(value)
+            elif isinstance(value, dict) and set(value) <= {"fromEnv", "default"} and value:
+                from_env = value.get("fromEnv")
+                if from_env is not None and str(from_env) in environ:
+                    found[name] = environ[str(from_env)]
+                elif "default" in value:
+                    found[name] = str(value["default"])
+                else:
+                    problems.append(f"{where}: spec.{name}: ${from_env} is not set and there is no default; "
+                                    f"export {from_env} or pass --var {name}=VALUE")
+            else:
+                problems.append(f"{where}: spec.{name}: expected a string or {{fromEnv: NAME, default: VALUE}} "
+                                f"(got {value!r})")
+    return found

@@ -1,8 +1,9 @@
 """The browser site adapter: Playwright driving Chromium through the platform's UI (``HUNTAZE_ADAPTER=browser``).
 
-Built by `scraper.adapters.registry`; `scraper.runner` opens one session per job attempt. A session is a fresh
-browser context (`scraper.browser.BrowserManager`) seeded with the creator's stored session state, so a creator
-logs in once per worker, not per job; when the site sends the page to ``/login`` the session logs in through
+Built by `scraper.adapters.registry`; `scraper.runner` opens one session per job attempt. A session is the
+creator's pooled context and page when the creator's previous attempt ended well, else a fresh context
+(`scraper.browser.BrowserManager.lease`) seeded with the creator's stored session state, so a creator logs in
+once per worker, not per job; when the site sends the page to ``/login`` the session logs in through
 the form (password from Secrets Manager, ``HUNTAZE_LOGIN_SECRET_ID``, JSON ``{"password": ...}``; never logged)
 and stores the new state (for the ``MAX_STORED_SESSIONS`` most recently used creators: the map stays bounded).
 Downloads use ``expect_download`` and are uploaded to S3 before the context closes.
@@ -14,6 +15,7 @@ its TimeoutError is `ActionTimeout`, a crashed page or browser is `BrowserCrashe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
@@ -35,7 +37,7 @@ from scraper.adapters.base import (
     profile_creator,
     sent_with_ref,
 )
-from scraper.adapters.http import raise_for_status
+from scraper.adapters.status import raise_for_status
 from scraper.browser import BrowserManager
 from scraper.errors import (
     ActionTimeout,
@@ -209,10 +211,12 @@ class BrowserAdapter:
         self._states: OrderedDict[str, StorageState] = OrderedDict()  # least recently used first
 
     async def start(self) -> None:
-        raw = await self._read_secret(self.settings.login_secret_id)
+        async def launch() -> None:
+            with contextlib.suppress(BrowserCrashed):  # reported by the health check; retried on first job
+                await self.manager.start()
+
+        raw, _ = await asyncio.gather(self._read_secret(self.settings.login_secret_id), launch())
         self.password = json_field(raw, "password", self.settings.login_secret_id)
-        with contextlib.suppress(BrowserCrashed):  # reported by the health check; retried on first job
-            await self.manager.start()
 
     def remember(self, creator_id: str, state: StorageState) -> None:
         self._states[creator_id] = state
@@ -222,19 +226,36 @@ class BrowserAdapter:
 
     @contextlib.asynccontextmanager
     async def session(self, creator_id: str, timeout_s: float) -> AsyncIterator[SiteSession]:
-        options: dict[str, Any] = {"accept_downloads": True}
-        if creator_id in self._states:
-            self._states.move_to_end(creator_id)
-            options["storage_state"] = self._states[creator_id]
-        async with self.manager.context(**options) as context:
+        def options() -> dict[str, Any]:  # for a new context only; a pooled one keeps its own login state
+            fresh: dict[str, Any] = {"accept_downloads": True}
+            if creator_id in self._states:
+                self._states.move_to_end(creator_id)
+                fresh["storage_state"] = self._states[creator_id]
+            return fresh
+
+        async with self.manager.lease(creator_id, options) as lease:
             # Playwright's own timeout fires just before the runner's, so the error says which step hung.
-            context.set_default_timeout(timeout_s * 950)
-            context.set_default_navigation_timeout(timeout_s * 950)
-            page = await guarded("open page", context.new_page)
-            yield BrowserSession(self, context, page, creator_id)
+            lease.context.set_default_timeout(timeout_s * 950)
+            lease.context.set_default_navigation_timeout(timeout_s * 950)
+            try:
+                yield BrowserSession(self, lease.context, lease.page, creator_id)
+            except ScraperError as error:
+                if lease.crashed and not isinstance(error, BrowserCrashed):
+                    crashed = BrowserCrashed(f"{lease.crashed}: {error}")
+                    crashed.ambiguous = error.ambiguous
+                    raise crashed from None
+                raise
+            lease.keep = True  # the attempt ended well: the creator's next job reuses this context
 
     def problem(self) -> str | None:
         return self.manager.problem()
+
+    async def end_run(self, creator_id: str) -> None:
+        """Called by the worker when a creator's consecutive jobs are done: free its pooled context."""
+        await self.manager.release_creator(creator_id)
+
+    def warning(self) -> str | None:
+        return self.manager.warning()
 
     async def aclose(self) -> None:
         await self.manager.aclose()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -26,48 +24,16 @@ from scraper.adapters.base import (
     profile_creator,
     sent_with_ref,
 )
+from scraper.adapters.status import raise_for_status
 from scraper.errors import (
     ActionTimeout,
-    AuthRejected,
     ConfigError,
     ScraperError,
-    TargetClientError,
-    TargetRateLimited,
-    TargetServerError,
     TargetUnreachable,
 )
 from scraper.results import MediaSink
 
 API_PREFIX = "/api/v1"
-DEFAULT_RETRY_AFTER_S = 5.0
-
-
-def retry_after_seconds(value: str | None, default: float = DEFAULT_RETRY_AFTER_S) -> float:
-    """Retry-After as seconds: delta-seconds or an HTTP date; `default` when absent or unreadable."""
-    if not value:
-        return default
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max((moment - datetime.now(moment.tzinfo)).total_seconds(), 0.0)
-
-
-def raise_for_status(status: int, retry_after: str | None, what: str) -> None:
-    if status == 429:
-        raise TargetRateLimited(retry_after_seconds(retry_after), what)
-    if status >= 500:
-        raise TargetServerError(status, what)
-    if status in (401, 403):
-        raise AuthRejected(status, what)
-    if status >= 400:
-        raise TargetClientError(status, what)
-
-
 def api_key_from_secret(raw: str) -> str:
     text = raw.strip()
     if text.startswith("{"):

@@ -49,7 +49,8 @@ class CallLog:
 
     @property
     def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if is_write(c[1])]
+        """Writes to resources: the stack lock's item updates (DynamoDB UpdateItem, `controller.lease`) are not."""
+        return [c for c in self.calls if is_write(c[1]) and c != ("dynamodb", "UpdateItem")]
 
     def clear(self) -> None:
         with self.lock:

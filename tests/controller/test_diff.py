@@ -145,3 +145,31 @@ class _Inert(KindHandler):
 
     def list_owned(self, ctx: Context) -> list[LiveResource]:
         raise NotImplementedError
+
+
+@pytest.mark.parametrize(("live", "verdict"), [(1, Verdict.IGNORED), (4, Verdict.IGNORED), (0, Verdict.CHANGED),
+                                               (5, Verdict.CHANGED), (9, Verdict.CHANGED)])
+def test_compute_delta_ignored_field_with_bounds_is_drift_only_outside_them(live: int, verdict: Verdict) -> None:
+    rules = {"desiredCount": FieldRule(FieldPolicy.IGNORED, "owned by autoscaling", bounds=(1, 4))}
+    (field,) = compute_delta(KEY, {"desiredCount": 2}, {"desiredCount": live}, rules).fields
+    assert field.verdict is verdict
+    assert (verdict is Verdict.CHANGED) == ("outside 1..4" in field.reason)
+
+
+PENDING_TOPIC = "(known after apply: Topic/huntaze-alerts.arn)"
+PENDING_QUEUE = "(known after apply: Queue/q.fifo.url)"
+
+
+@pytest.mark.parametrize(("desired", "live", "equal"), [
+    ([PENDING_TOPIC], ["arn:aws:sns:us-east-1:123456789012:huntaze-alerts"], True),
+    ([PENDING_TOPIC], ["arn:aws:sns:us-east-1:123456789012:huntaze-alerts-old"], False),
+    ([PENDING_TOPIC], ["arn:aws:sns:us-east-1:123456789012:other"], False),
+    ({"deadLetterTargetArn": PENDING_QUEUE}, {"deadLetterTargetArn": "http://h/123456789012/q.fifo"}, True),
+    (f"prefix {PENDING_TOPIC}", "prefix arn:aws:sns:r:1:huntaze-alerts", True),
+    ([PENDING_TOPIC, PENDING_TOPIC], ["arn:aws:sns:r:1:huntaze-alerts"], False),
+])
+def test_compute_delta_pending_reference_compares_by_name(desired: Any, live: Any, equal: bool) -> None:
+    (field,) = compute_delta(KEY, {"actions": desired}, {"actions": live}).fields
+    assert (field.verdict is Verdict.EQUAL) is equal
+    if equal:
+        assert "compared by name" in field.reason

@@ -75,9 +75,22 @@ def test_service_desired_count_claimed_by_policy_in_stack_is_ignored_with_reason
     _scale_by_hand(3)  # what Application Auto Scaling does
     code, out, _ = ctl("diff", "-f", str(tmp_path))
     assert code == 0, out
-    code, out, _ = ctl("drift", "-f", str(tmp_path), "--format", "json")
+    code, out, _ = ctl("drift", "-f", str(tmp_path), "--format", "json", "-v")
     assert code == 0, out
     [service] = [r for r in json.loads(out)["resources"] if r["resource"] == "Service/t-service"]
     [field] = [f for f in service["fields"] if f["path"] == "desiredCount"]
     assert (field["verdict"], field["desired"], field["live"]) == ("ignored", 1, 3)
     assert "Application Auto Scaling via ScalingPolicy/t-depth" in field["reason"]
+
+
+def test_service_desired_count_outside_policy_bounds_is_drift_and_apply_fixes_it(
+    aws: str, ctl: Ctl, tmp_path: Path
+) -> None:
+    (tmp_path / "ecs.yaml").write_text(ECS_STACK + "---\n" + POLICY)
+    assert ctl("apply", "-f", str(tmp_path))[0] == 0
+    _scale_by_hand(9)  # maxCapacity is 4: no scaling policy would leave it here
+    code, out, _ = ctl("diff", "-f", str(tmp_path))
+    assert code == 1 and "outside 1..4" in out and "drift: 1 to update" in out, out
+    code, out, err = ctl("apply", "-f", str(tmp_path))
+    assert code == 0 and "1 updated" in out, out + err
+    assert ctl("diff", "-f", str(tmp_path))[0] == 0

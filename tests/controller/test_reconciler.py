@@ -110,10 +110,20 @@ def reconciler(kind: MemoryKind) -> Reconciler:
     return Reconciler(ctx, handler_for=lambda _: kind)
 
 
-def test_reconciler_throttled_reads_are_retried_then_succeed() -> None:
+def test_reconciler_throttled_reads_are_requeued_with_backoff_then_succeed() -> None:
     kind = MemoryKind(throttle_reads=2)
+    rec = reconciler(kind)
+    waited: list[float] = []
+    rec.wait = lambda s: bool(waited.append(s))
+    (result,) = rec.apply(stack(manifest("a")), ApplyOptions(requeue_deadline_s=60))
+    assert result.action is Action.CREATED and kind.writes == ["create a"] and result.attempts == 3
+    assert waited == [5.0, 10.0]  # the throttling error's delay, then doubled: per-resource backoff
+
+
+def test_reconciler_without_requeue_reports_a_temporary_error_once() -> None:
+    kind = MemoryKind(throttle_reads=1)
     (result,) = reconciler(kind).apply(stack(manifest("a")), ApplyOptions())
-    assert result.action is Action.CREATED and kind.writes == ["create a"]
+    assert result.action is Action.FAILED and result.temporary and kind.writes == []
 
 
 def test_reconciler_second_apply_writes_nothing_and_reports_verdicts() -> None:
@@ -167,3 +177,46 @@ def test_reconciler_prune_deletes_owned_resources_missing_from_specs() -> None:
     results = rec.apply(stack(manifest("a")), ApplyOptions(prune=True))
     assert [(r.key.name, r.action) for r in results] == [("a", Action.UNCHANGED), ("old", Action.PRUNED)]
     assert "old" not in kind.store
+
+
+class _RecordedProgress:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def tier_started(self, number: int, tiers: int, size: int) -> None:
+        self.events.append(("tier", number, tiers, size))
+
+    def resource_done(self, result: Any) -> None:
+        self.events.append(("done", result.key.name, result.action))
+
+    def finished(self) -> None:
+        self.events.append(("finished",))
+
+
+def test_reconciler_progress_reports_each_tier_then_each_of_its_resources_once() -> None:
+    kind = MemoryKind(delay_s=0.01)
+    s = stack(manifest("bad", broken=True), manifest("free"), manifest("child", after=["bad"]),
+              manifest("leaf", after=["free"]))
+    progress = _RecordedProgress()
+    results = reconciler(kind).apply(s, ApplyOptions(progress=progress, concurrency=2))
+    tiers = [e for e in progress.events if e[0] == "tier"]
+    assert tiers == [("tier", 1, 2, 2), ("tier", 2, 2, 2)]
+    second = progress.events.index(tiers[1])
+    assert sorted(e[1] for e in progress.events[1:second]) == ["bad", "free"]
+    assert {e[1]: e[2] for e in progress.events[second + 1:-1]} == {"child": Action.SKIPPED, "leaf": Action.CREATED}
+    assert progress.events[-1] == ("finished",)
+    assert len([e for e in progress.events if e[0] == "done"]) == len(results) == 4
+
+
+def test_tier_progress_draws_the_tier_and_the_last_resource_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from controller.commands._progress import TierProgress
+
+    out = io.StringIO()
+    progress = TierProgress(Console(file=out, force_terminal=True, width=100))
+    (result,) = reconciler(MemoryKind()).apply(stack(manifest("a")), ApplyOptions(progress=progress))
+    assert result.action is Action.CREATED
+    assert "tier 1/1: Mem/a created" in out.getvalue()

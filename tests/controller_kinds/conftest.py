@@ -1,9 +1,10 @@
 """Fixtures for the per-kind tests: a `Kit` bound to a clean moto account.
 
 The kit builds manifests as the spec loader would; every manifest it builds joins its "stack", so field claims
-between resources (a ScalingPolicy owning its Service's desiredCount) apply as in a real run. It runs a
-test-only reconcile step (read → diff → create or update the changed fields) standing in for
-`controller.reconciler`, and counts AWS write calls with a botocore ``before-call`` hook. Tests get it through
+between resources (a ScalingPolicy owning its Service's desiredCount) apply as in a real run. `Kit.reconcile`
+and `Kit.delta` drive the real `controller.reconciler.Reconciler` (apply and plan) on a one-tier stack holding
+that manifest (the kit's other manifests ride along for their claims only), and it counts AWS write calls with
+a botocore ``before-call`` hook. Tests get it through
 the `kit` fixture (pytest runs with --import-mode=importlib, so helpers are handed out by fixtures rather than
 imported).
 """
@@ -11,17 +12,19 @@ imported).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
 from common import aws
 from controller.claims import rules_by_key
-from controller.diff import Delta, compute_delta
-from controller.kinds.base import Context, FieldRule, KindHandler, LiveResource
+from controller.diff import Delta
+from controller.kinds.base import Context, FieldRule, LiveResource, Prefetched
 from controller.kinds.registry import handler
 from controller.model import Manifest, Metadata, ResourceKey, Source
+from controller.reconciler import ApplyOptions, Reconciler
+from controller.specs import LoadedStack
 
 STACK = "huntaze-test"
 ACCOUNT = "123456789012"
@@ -63,25 +66,25 @@ class Kit:
         """The manifest's field rules in the kit's stack (claims by the other manifests included)."""
         return rules_by_key([*self.stack.values(), manifest], handler)[manifest.key]
 
+    def stack_of(self, manifest: Manifest) -> LoadedStack:
+        """``manifest`` alone in one tier; the kit's other manifests only contribute their field claims."""
+        others = [m for m in self.stack.values() if m.key != manifest.key]
+        return LoadedStack(manifests=[*others, manifest], tiers=[[manifest]], dependencies={}, documents={},
+                           env="local", variables={})
+
     def delta(self, manifest: Manifest) -> Delta:
-        h = handler(manifest.kind)
-        live = h.read(manifest, self.ctx)
-        fields = None if live is None else live.fields
-        return compute_delta(manifest.key, h.desired(manifest, self.ctx), fields, self.rules(manifest))
+        """What `diff` would show for ``manifest`` (the reconciler's plan; nothing is written)."""
+        scratch = replace(self.ctx, resolved=dict(self.ctx.resolved), prefetched=Prefetched())
+        [result] = Reconciler(scratch).plan(self.stack_of(manifest))
+        assert result.delta is not None, f"{manifest.key}: {result.action}: {result.message}"
+        return result.delta
 
     def reconcile(self, manifest: Manifest) -> LiveResource:
-        h: KindHandler = handler(manifest.kind)
-        desired = h.desired(manifest, self.ctx)
-        live = h.read(manifest, self.ctx)
-        if live is None:
-            live = h.create(manifest, desired, self.ctx)
-        else:
-            assert live.owned, f"{manifest.key} exists but is not owned: the reconciler would refuse it"
-            delta = compute_delta(manifest.key, desired, live.fields, self.rules(manifest))
-            assert not delta.needs_replacement, delta.as_dict()
-            if delta.changed_fields:
-                live = h.update(manifest, live, desired, delta.changed_fields, self.ctx)
-        self.ctx.resolved[manifest.key] = dict(live.outputs)
+        """Apply ``manifest`` with the real reconciler (create, or update the changed fields); its live state."""
+        [result] = Reconciler(self.ctx).apply(self.stack_of(manifest), ApplyOptions(concurrency=1))
+        assert not result.failed and not result.message, f"{manifest.key}: {result.action}: {result.message}"
+        live = handler(manifest.kind).read(manifest, self.ctx)
+        assert live is not None, f"{manifest.key} not found after the reconciler applied it"
         return live
 
     def resolve(self, kind: str, resource: str, **outputs: str) -> None:

@@ -133,7 +133,10 @@ def test_alarm_list_owned_never_reports_target_tracking_alarms(kit: Any) -> None
         ({"metrics": FAILURE_RATE["metrics"]}, "either metricName"),
         ({"evaluationPeriods": 0}, "evaluationPeriods"),
         ({"datapointsToAlarm": 3}, "datapointsToAlarm"),
-        ({"alarmActions": [{"topicRef": "t", "arn": "arn:aws:sns:x"}]}, "exactly one of topicRef or arn"),
+        (
+            {"alarmActions": [{"topicRef": "t", "arn": "arn:aws:sns:us-east-1:123456789012:x"}]},
+            "exactly one of topicRef or arn",
+        ),
     ],
 )
 def test_alarm_spec_invalid_combination_is_rejected(change: dict[str, Any], message: str) -> None:

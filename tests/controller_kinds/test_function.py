@@ -129,7 +129,7 @@ def test_function_real_gate_zip_deploys_and_is_stable(kit: Any, role: str) -> No
     [
         ({"timeout": 901}, r"must be 1\.\.900"),
         ({"memorySize": 64}, r"must be 128\.\.10240"),
-        ({"roleArn": "arn:aws:iam::1:role/x"}, "exactly one of roleRef or roleArn"),
+        ({"roleArn": "arn:aws:iam::123456789012:role/x"}, "exactly one of roleRef or roleArn"),
         ({"environment": {"AWS_REGION": "x"}}, "Lambda reserves AWS_REGION"),
     ],
 )

@@ -18,7 +18,14 @@ import pytest
 from common import aws
 from gate.batch import SQS_MAX_ATTEMPTS, SQS_READ_TIMEOUT_S
 from localplane.services import RedisServer
-from tests.gate.factories import Pump, Queues, make_job
+from tests.gate.factories import Pump, Queues, make_job, max_in_window
+
+
+@pytest.fixture(autouse=True)
+def production_hold(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end, the gate holds short waits inside the invocation as in production (after `queues`, which
+    turns holding off for the unit tests)."""
+    monkeypatch.delenv("HUNTAZE_RATE_HOLD_MAX_S", raising=False)
 
 
 def origin_ids(forwarded: list[dict[str, Any]]) -> list[str]:
@@ -28,15 +35,6 @@ def origin_ids(forwarded: list[dict[str, Any]]) -> list[str]:
 def admitted_at(forwarded: list[dict[str, Any]]) -> list[float]:
     return sorted(datetime.fromisoformat(m["MessageAttributes"]["rate_limit_timestamp"]["StringValue"]).timestamp()
                   for m in forwarded)
-
-
-def max_in_window(times: list[float], window_s: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 class ApiCounter:
@@ -110,13 +108,10 @@ def test_flow_burst_of_500_all_forwarded_none_dead_lettered(
           f"{pump.invocations} invocations; SQS calls per delivered job: gate {gate_calls / 500:.2f}, "
           f"poller {esm_calls / 500:.2f}, total {(gate_calls + esm_calls) / 500:.2f}; "
           f"busiest 1 s of forwards: {busiest} (limit 50)")
-    # Receives per job: 1 (admitted at once) or 2 (deferred with a reserved slot, admitted when back). A job
-    # that comes back late (the single test poller drains a group of 50 copies visible at the same second 10 at
-    # a time, behind the older messages moto serves first) may find the window filled by earlier tickets: it is
-    # re-slotted once, keeping its ticket (3); its new slot may be overbooked by an earlier ticket that hopped
-    # too, costing one more small hop (4); a fifth is a rare second cascade. The bound does not grow with the
-    # burst: the previous algorithm sent a late job behind the whole backlog and reached 8 here, so 5 can fail.
-    assert max(pump.receives.values()) <= 5, "a job was received more than O(1) times"
+    # Receives per job: 1 (admitted at once, or held in the invocation for a slot a few seconds away) or 2
+    # (deferred with a reserved slot, admitted when back). A job back late into a full window waits inside the
+    # invocation and keeps its slot, so it costs no third receive; 3 is the issue's bound.
+    assert max(pump.receives.values()) <= 3, "a job was received more than 3 times"
     assert max_in_window(admitted_at(forwarded), 1.0) <= 50
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import redis
 
+from common import redis_keys
 from common.settings import load_settings
 from gate.batch import Gate
 from gate.forwarder import Sender
-from gate.limiter import FORWARDED_KEY_PREFIX, Limiter
+from gate.limiter import Limiter
 from gate.settings import GateSettings
 from tests.gate.factories import Queues, make_job, sqs_event
 
@@ -89,7 +90,7 @@ def test_forwarder_rejected_entry_and_single_send_fail_only_that_record_fails(qu
     assert sorted(forwarded_bodies(queues)) == sorted(m["Body"] for m in messages if m is not chosen)
     marks = redis.Redis.from_url(redis_url)
     correlation = json.loads(chosen["Body"])["metadata"]["correlation_id"]
-    assert marks.get(f"{FORWARDED_KEY_PREFIX}cid:{correlation}") is None, "an unsent job must not be marked"
+    assert marks.get(redis_keys.gate_job(f"cid:{correlation}")) != b"f", "an unsent job must not be marked"
     # SQS redelivers the failed record; with a healthy client it is forwarded now, and nothing twice.
     assert gate_with(queues.sqs).process(sqs_event([chosen])["Records"]) == []
     assert forwarded_bodies(queues) == [chosen["Body"]]

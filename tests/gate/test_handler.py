@@ -202,19 +202,23 @@ def test_handler_garbage_event_never_raises(queues: Queues) -> None:
     assert len(queues.drain(queues.ingress_dlq)) == 1
 
 
-def test_handler_missing_settings_reports_every_record(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_handler_missing_settings_fails_the_invocation_naming_the_variable(
+    queues: Queues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gate that cannot start judges nothing: the whole invocation fails (Lambda error, batch redelivered)."""
     monkeypatch.delenv("HUNTAZE_WORKFLOWS_QUEUE_URL")
     gate_handler.reset()
     messages = receive_from_ingress(queues, [make_job() for _ in range(2)])
-    result = invoke(queues, messages)
-    assert len(result["batchItemFailures"]) == 2
+    with pytest.raises(gate_handler.GateMisconfigured, match="HUNTAZE_WORKFLOWS_QUEUE_URL"):
+        invoke(queues, messages)
+    assert queues.drain(queues.ingress_dlq) == []
 
 
 def test_handler_logs_seed_query_line_and_emf_metrics(queues: Queues, capsys: pytest.CaptureFixture[str]) -> None:
     log_stream = io.StringIO()
     gate_logger.registered_handler.setStream(log_stream)
-    assert SEED_QUERY.search(decision_message(True, 0, 9))
-    assert SEED_QUERY.search(decision_message(False, 3, 0))["allowed"] == "false"  # type: ignore[index]
+    assert SEED_QUERY.search(decision_message(True, 0, 9, "admitted"))
+    assert SEED_QUERY.search(decision_message(False, 3, 0, "breaker_open"))["allowed"] == "false"  # type: ignore[index]
     messages = receive_from_ingress(queues, [make_job() for _ in range(12)])
     capsys.readouterr()
     invoke(queues, messages[:10])
@@ -231,3 +235,29 @@ def test_handler_logs_seed_query_line_and_emf_metrics(queues: Queues, capsys: py
     assert emf and emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Huntaze/Gate"
     assert sum(line["rate_limit_allowed_count"][0] for line in emf) == 10
     assert sum(line["rate_limit_rejected_count"][0] for line in emf) == 2
+
+
+def _decision_lines(run: Callable[[], Any]) -> list[str]:
+    log_stream = io.StringIO()
+    handler = gate_logger.registered_handler
+    previous, handler.stream = handler.stream, log_stream  # no flush of a stream an earlier test may have closed
+    try:
+        run()
+    finally:
+        handler.stream = previous
+    return [str(json.loads(line)["message"]) for line in log_stream.getvalue().splitlines()
+            if line.startswith("{") and "Token bucket result" in line]
+
+
+def test_handler_breaker_open_or_redis_unreachable_says_so_in_the_seed_line(
+    queues: Queues, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis.Redis.from_url(redis_url).set(BREAKER_OPEN_KEY, "429 from target", px=30_000)
+    breaker_lines = _decision_lines(lambda: invoke(queues, receive_from_ingress(queues, [make_job()])))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    gate_handler.reset()
+    down_lines = _decision_lines(lambda: invoke(queues, receive_from_ingress(queues, [make_job()])))
+    for lines, reason in ((breaker_lines, "breaker_open"), (down_lines, "redis_unreachable")):
+        assert len(lines) == 1 and lines[0].endswith(f"reason: {reason}")
+        parsed = SEED_QUERY.search(lines[0])
+        assert parsed and parsed["allowed"] == "false" and int(parsed["retry"]) > 0

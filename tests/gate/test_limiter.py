@@ -16,24 +16,17 @@ from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from common import redis_keys
 from gate.errors import LimiterUnavailable
-from gate.limiter import BREAKER_OPEN_KEY, SLOT_KEY_PREFIX, Limiter, LimitRequest, Status
+from gate.limiter import BREAKER_OPEN_KEY, Decision, Limiter, LimitRequest, Status
 from gate.settings import Algorithm, parse_limits
+from localplane.services import RedisServer
+from tests.gate.factories import max_in_window
 
 
-def req(identity: str, creator: str = "c1") -> LimitRequest:
-    return LimitRequest(identity, creator, "u1", "scrape_profile")
-
-
-def max_in_window(slots: list[int], window_us: int) -> int:
-    """Most admissions in any half-open window of `window_us` (two pointers over sorted times)."""
-    slots = sorted(slots)
-    best, lo = 0, 0
-    for hi, t in enumerate(slots):
-        while t - slots[lo] >= window_us:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
+def req(identity: str, creator: str | None = None) -> LimitRequest:
+    """A job; its own creator unless one is given (one creator's jobs queue behind each other, I4)."""
+    return LimitRequest(identity, creator or f"creator-of-{identity}", "u1", "scrape_profile")
 
 
 @pytest.fixture
@@ -47,9 +40,10 @@ def test_limiter_seed_burst_of_20_gives_10_now_and_10_one_window_later(client: r
     now = decisions[0].now_us
     assert [d.status for d in decisions[:10]] == [Status.ADMITTED] * 10
     assert [d.status for d in decisions[10:]] == [Status.DEFERRED_RESERVED] * 10
-    # One window later, plus the slot guard (W/10), in whole seconds: the job is visible again exactly then.
-    assert {d.slot_us for d in decisions[10:]} == {now + 3_000_000}
-    assert all(d.retry_after == 3 for d in decisions[10:])
+    # One window after the first ten, plus the slot guard (W/50) between groups.
+    first = decisions[0].slot_us
+    assert {d.slot_us for d in decisions[10:]} == {first + 2_040_000}
+    assert all(d.retry_after == 3 for d in decisions[10:]) and now >= first
     assert [d.remaining for d in decisions[:3]] == [9, 8, 7]
 
 
@@ -57,22 +51,29 @@ def test_limiter_reserved_job_comes_back_admitted_without_new_slot(client: redis
     limiter = Limiter(client, parse_limits("global=1/0.3s"))
     first, second = limiter.decide_batch([req("a"), req("b")])
     assert (first.status, second.status) == (Status.ADMITTED, Status.DEFERRED_RESERVED)
-    assert second.slot_us - second.now_us == 1_000_000  # 0.3 s, aligned to whole DelaySeconds
+    assert second.slot_us - first.now_us == 306_000  # W plus the guard (W/50)
     early = limiter.decide(req("b"))
     assert early.status is Status.DEFERRED_EARLY and early.slot_us == second.slot_us
-    deadline = time.monotonic() + 5
-    while redis_now_us(client) < second.slot_us:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_redis_time(client, second.slot_us)
     back = limiter.decide(req("b"))
-    assert back.status is Status.ADMITTED_RESERVED and back.slot_us >= second.slot_us
-    # b's slot was already counted: the next job waits at least a full window after it.
-    assert limiter.decide(req("c")).slot_us >= second.slot_us + 300_000
+    assert back.status is Status.ADMITTED_RESERVED and back.now_us >= second.slot_us
+    # b's admission counts: the next job waits at least a full window after it.
+    assert limiter.decide(req("c")).slot_us >= back.now_us + 300_000
 
 
 def redis_now_us(client: redis.Redis) -> int:
     seconds, micros = client.time()
     return int(seconds) * 1_000_000 + int(micros)
+
+
+def forward_each(limiter: Limiter, requests: list[LimitRequest]) -> list[Decision]:
+    """Decide jobs one by one and mark each admitted one forwarded, as the gate does after its send."""
+    decisions = []
+    for request in requests:
+        decisions.append(limiter.decide(request))
+        if decisions[-1].allowed:
+            limiter.mark_forwarded([request], 60)
+    return decisions
 
 
 def wait_redis_time(client: redis.Redis, at_us: int) -> int:
@@ -83,52 +84,48 @@ def wait_redis_time(client: redis.Redis, at_us: int) -> int:
     return now
 
 
-def test_limiter_late_returner_keeps_its_place_later_tickets_hop(client: redis.Redis) -> None:
+def test_limiter_late_returner_waits_briefly_and_keeps_its_slot(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=1/0.3s"))
-    a, b, c, d = limiter.decide_batch([req("a"), req("b"), req("c"), req("d")])
-    assert a.status is Status.ADMITTED and b.slot_us < c.slot_us < d.slot_us
+    a, b, c = limiter.decide_batch([req("a"), req("b", "B"), req("c", "C")])
+    assert a.status is Status.ADMITTED and a.now_us < b.slot_us < c.slot_us
     wait_redis_time(client, c.slot_us)
-    # b is late (its slot passed a second ago); c comes back on time and takes the window.
-    assert limiter.decide(req("c")).status is Status.ADMITTED_RESERVED
-    late = limiter.decide(req("b"))
-    assert late.status is Status.DEFERRED_RESERVED
-    # One small hop, not behind d (a later ticket): the old algorithm placed it after d's window.
-    assert late.slot_us < d.slot_us + 300_000 and late.retry_after == 1
-    wait_redis_time(client, d.slot_us)
-    on_time = limiter.decide(req("d"))
-    if on_time.status is Status.DEFERRED_RESERVED:  # d came back before b: d adapts, b keeps its slot
-        assert on_time.slot_us >= late.slot_us + 300_000
-    wait_redis_time(client, late.slot_us)
-    assert limiter.decide(req("b")).status is Status.ADMITTED_RESERVED
+    # b is late; c comes back on time and takes the window; b then waits only until c's window passes.
+    assert limiter.decide(req("c", "C")).status is Status.ADMITTED_RESERVED
+    late = limiter.decide(req("b", "B"))
+    assert late.status is Status.WAITING and 0 < late.retry_after_s <= 0.3 and late.slot_us == b.slot_us
+    wait_redis_time(client, late.now_us + round(late.retry_after_s * 1e6))
+    assert limiter.decide(req("b", "B")).status is Status.ADMITTED_RESERVED
 
 
 def test_limiter_redelivered_identity_takes_one_slot(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=2/10s"))
     assert limiter.decide(req("same")).status is Status.ADMITTED
-    assert limiter.decide(req("same")).status is Status.ADMITTED_RESERVED
+    assert limiter.decide(req("same")).status is Status.IN_FLIGHT
     assert limiter.decide(req("other")).status is Status.ADMITTED
     assert limiter.decide(req("third")).status is Status.DEFERRED_RESERVED
+    limiter.mark_forwarded([req("same")], 60)
+    assert limiter.decide(req("same")).status is Status.DUPLICATE
 
 
 def test_limiter_several_limits_checked_atomically(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=5/10s,creator=2/10s"))
-    decisions = limiter.decide_batch([req(f"a{i}", "A") for i in range(4)] + [req(f"b{i}", "B") for i in range(4)])
+    decisions = forward_each(limiter, [req(f"a{i}", "A") for i in range(4)] + [req(f"b{i}", "B") for i in range(4)])
     statuses = [d.status for d in decisions]
     assert statuses[:4] == [Status.ADMITTED] * 2 + [Status.DEFERRED_RESERVED] * 2
     assert statuses[4:] == [Status.ADMITTED] * 2 + [Status.DEFERRED_RESERVED] * 2
-    # A creator held back by its own limit does not block other creators (no head-of-line blocking).
+    # The global limit (5) is used up by 4 admissions and ... creators queue behind the reservations.
     assert limiter.decide(req("c0", "C")).status is Status.ADMITTED
     assert limiter.decide(req("c1", "C")).status is Status.DEFERRED_RESERVED
 
 
-def test_limiter_breaker_open_defers_for_its_ttl_and_releases_reservations(client: redis.Redis) -> None:
+def test_limiter_breaker_open_defers_for_its_ttl_and_keeps_reservations(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=1/60s"))
     assert limiter.decide(req("a")).status is Status.ADMITTED
     assert limiter.decide(req("b")).status is Status.DEFERRED_RESERVED
     client.set(BREAKER_OPEN_KEY, "429 from target", px=1500)
     during = limiter.decide(req("b"))
     assert during.status is Status.BREAKER_OPEN and during.retry_after == 2 and not during.allowed
-    assert client.get(SLOT_KEY_PREFIX + "b") is None
+    assert client.get(redis_keys.gate_job("b")).startswith(b"r ")  # its place in line is kept
     assert limiter.decide(req("c")).status is Status.BREAKER_OPEN
     client.set(BREAKER_OPEN_KEY, "open, no ttl")
     assert limiter.decide(req("c")).retry_after == 30
@@ -154,12 +151,12 @@ def test_limiter_redis_unreachable_raises_limiter_unavailable_fast() -> None:
     print(f"failure detected in {time.monotonic() - started:.3f}s")
 
 
-def test_limiter_without_reservation_defers_and_keeps_no_slot(client: redis.Redis) -> None:
-    limiter = Limiter(client, parse_limits("global=1/5s"), reserve=False)
+def test_limiter_past_horizon_defers_and_keeps_no_slot(client: redis.Redis) -> None:
+    limiter = Limiter(client, parse_limits("global=1/5s"), horizon_s=2)
     assert limiter.decide(req("a")).allowed
     later = limiter.decide(req("b"))
-    assert later.status is Status.DEFERRED_UNRESERVED and later.retry_after == 6  # W + guard, whole seconds
-    assert client.get(SLOT_KEY_PREFIX + "b") is None
+    assert later.status is Status.DEFERRED_UNRESERVED and later.retry_after == 2
+    assert client.get(redis_keys.gate_job("b")) is None
 
 
 def test_limiter_token_bucket_matches_its_formula(client: redis.Redis) -> None:
@@ -170,9 +167,10 @@ def test_limiter_token_bucket_matches_its_formula(client: redis.Redis) -> None:
     rate = 4 / 2.0
     for k, decision in enumerate(decisions[4:], start=1):
         assert decision.status is Status.DEFERRED_RESERVED
-        # k/rate seconds, rounded up to whole seconds: the job comes back after whole DelaySeconds.
-        assert decision.retry_after_s == pytest.approx(math.ceil(k / rate), abs=1e-5)
-    state = {k.decode(): v.decode() for k, v in client.hgetall("rate_limit:onlyfans:global").items()}
+        # k/rate seconds: the debt the bucket must refill first.
+        assert decision.retry_after_s == pytest.approx(k / rate, abs=1e-3)
+        assert decision.retry_after == math.ceil(k / rate - 1e-3)
+    state = {k.decode(): v.decode() for k, v in client.hgetall(redis_keys.limit_bucket("global")).items()}
     assert set(state) == {"tokens", "timestamp", "capacity", "refill_rate"}
     assert float(state["tokens"]) == pytest.approx(-3) and float(state["refill_rate"]) == pytest.approx(rate)
     assert int(state["capacity"]) == 4
@@ -184,7 +182,7 @@ def test_limiter_token_bucket_matches_its_formula(client: redis.Redis) -> None:
 def test_limiter_token_bucket_refills_at_its_rate(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=4/2s"), Algorithm.TOKEN_BUCKET)
     seconds, micros = client.time()
-    client.hset("rate_limit:onlyfans:global", mapping={"tokens": "0", "timestamp": f"{seconds - 1}.{micros:06d}",
+    client.hset(redis_keys.limit_bucket("global"), mapping={"tokens": "0", "timestamp": f"{seconds - 1}.{micros:06d}",
                                                        "capacity": 4, "refill_rate": "2"})
     decision = limiter.decide(req("x"))
     assert decision.allowed and decision.remaining == 1  # 0 + 1 s * 2/s = 2 tokens, one taken
@@ -200,6 +198,7 @@ def test_limiter_any_schedule_never_exceeds_any_limit(
     client: redis.Redis, global_n: int, creator_n: int, batches: list[list[int]]
 ) -> None:
     client.flushdb()
+    client.set(redis_keys.LIMITER_EPOCH, "0")
     window_us = 10_000_000
     limiter = Limiter(client, parse_limits(f"global={global_n}/10s,creator={creator_n}/10s"))
     slots: list[tuple[int, int]] = []
@@ -210,9 +209,10 @@ def test_limiter_any_schedule_never_exceeds_any_limit(
             requests.append(req(f"j{count}", f"c{creator}"))
             count += 1
         for request, decision in zip(requests, limiter.decide_batch(requests), strict=True):
-            assert decision.status in (Status.ADMITTED, Status.DEFERRED_RESERVED)
-            assert decision.slot_us >= decision.now_us
-            slots.append((int(request.creator_id[1:]), decision.slot_us))
+            assert decision.status in (Status.ADMITTED, Status.DEFERRED_RESERVED, Status.DEFERRED_UNRESERVED)
+            assert decision.slot_us >= decision.now_us or decision.status is Status.DEFERRED_UNRESERVED
+            if decision.status is not Status.DEFERRED_UNRESERVED:
+                slots.append((int(request.creator_id[1:]), decision.slot_us))
     assert max_in_window([s for _, s in slots], window_us) <= global_n
     for creator in range(4):
         assert max_in_window([s for c, s in slots if c == creator], window_us) <= creator_n
@@ -236,8 +236,9 @@ def _client_loop(url: str, worker: int, jobs: int, admitted: list[tuple[str, str
             continue
         decision = limiter.decide(req(ident, creator))
         if decision.allowed:
+            limiter.mark_forwarded([req(ident, creator)], 60)  # as the gate does once it has sent the job
             with lock:
-                admitted.append((ident, creator, decision.slot_us, decision.now_us))
+                admitted.append((ident, creator, decision.now_us, decision.now_us))
         else:
             pending[ident] = (creator, time.monotonic() + decision.retry_after_s)
 
@@ -253,10 +254,9 @@ def test_limiter_eight_concurrent_clients_never_exceed_window(redis_url: str) ->
     for thread in threads:
         thread.join(timeout=40)
     assert len(admitted) == 80 and len({a[0] for a in admitted}) == 80
-    assert all(now >= slot for _, _, slot, now in admitted), "a job was admitted before its slot"
     assert max_in_window([slot for _, _, slot, _ in admitted], 500_000) <= 10
     by_creator: dict[str, list[int]] = defaultdict(list)
-    for _, creator, slot, _ in admitted:
+    for _, creator, slot, _ in admitted:  # slot = the real admission time
         by_creator[creator].append(slot)
     assert all(max_in_window(s, 500_000) <= 4 for s in by_creator.values())
     print(f"80 admissions over {(max(a[2] for a in admitted) - min(a[2] for a in admitted)) / 1e6:.2f}s")
@@ -269,3 +269,140 @@ def test_limiter_redis_time_is_the_clock(client: redis.Redis, monkeypatch: pytes
     decision = limiter.decide(req("a"))
     seconds, _ = client.time()
     assert abs(decision.now_us / 1e6 - seconds) < 5
+
+
+def test_limiter_restart_without_persistence_counts_last_window_full(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    server = redis_factory()
+    plain = redis.Redis.from_url(server.url)
+    limiter = Limiter(plain, parse_limits("global=3/2s"))
+    assert limiter.declare_empty()
+    admitted = [d.now_us for d in limiter.decide_batch([req(f"a{i}") for i in range(3)]) if d.allowed]
+    assert len(admitted) == 3
+    server.kill()
+    server.start()  # --save '' --appendonly no: every key is gone, the epoch too
+    after = limiter.decide_batch([req(f"b{i}") for i in range(7)])
+    restart_us = after[0].now_us
+    assert not any(d.allowed for d in after), "admitted right after Redis lost the window"
+    assert all(d.slot_us >= restart_us + 2_000_000 for d in after)
+    # Their slots (the earliest each can be admitted) with the admissions before the restart: at most 3 in any W.
+    assert max_in_window(admitted + [d.slot_us for d in after], 2_000_000) <= 3
+
+
+def test_limiter_one_creators_jobs_admitted_in_first_seen_order_whatever_the_return_order(
+    client: redis.Redis,
+) -> None:
+    limiter = Limiter(client, parse_limits("global=2/0.3s"))
+    names = [f"a{i}" for i in range(6)]
+    first = forward_each(limiter, [req(n, "A") for n in names])
+    order = [n for n, d in zip(names, first, strict=True) if d.allowed]
+    pending = [n for n, d in zip(names, first, strict=True) if not d.allowed]
+    wait_redis_time(client, max(d.slot_us for d in first))
+    deadline = time.monotonic() + 10
+    while pending and time.monotonic() < deadline:
+        for name in reversed(pending):  # the latest come back first
+            if limiter.decide(req(name, "A")).allowed:
+                limiter.mark_forwarded([req(name, "A")], 60)
+                order.append(name)
+                pending.remove(name)
+        time.sleep(0.02)
+    assert order == names
+
+
+def test_limiter_creators_next_job_waits_until_the_admitted_one_is_marked_forwarded(client: redis.Redis) -> None:
+    limiter = Limiter(client, parse_limits("global=10/10s"))
+    assert limiter.decide(req("first", "A")).status is Status.ADMITTED
+    # Another invocation decides the creator's next job while the first one's send is under way: it must not go,
+    # whatever room the window has, or the two sends could reach the FIFO queue in either order.
+    second = limiter.decide(req("second", "A"))
+    assert not second.allowed
+    assert limiter.decide(req("second", "A")).status is Status.WAITING
+    assert limiter.decide(req("other", "B")).status is Status.ADMITTED  # other creators are not held back
+    limiter.mark_forwarded([req("first", "A")], 60)
+    assert limiter.decide(req("second", "A")).status is Status.ADMITTED_RESERVED
+
+
+def test_limiter_order_settle_lets_an_earlier_job_seen_later_go_first(client: redis.Redis) -> None:
+    limiter = Limiter(client, parse_limits("global=10/10s"), order_settle_s=0.3)
+    sent_us = int(client.time()[0]) * 1_000_000
+    later = LimitRequest("later", "A", "u1", "send_message", order_us=sent_us + 2_000)
+    earlier = LimitRequest("earlier", "A", "u1", "send_message", order_us=sent_us)
+    first = limiter.decide(later)  # the later job reaches the gate first (another poller had the earlier one)
+    assert first.status is Status.DEFERRED_RESERVED and 0.25 <= first.retry_after_s <= 0.35
+    assert limiter.decide(earlier).status is Status.DEFERRED_RESERVED
+    wait_redis_time(client, first.slot_us + 350_000)
+    assert limiter.decide(later).status is Status.WAITING  # the earlier job heads the creator's line
+    assert limiter.decide(earlier).status is Status.ADMITTED_RESERVED
+    limiter.mark_forwarded([earlier], 60)
+    assert limiter.decide(later).status is Status.ADMITTED_RESERVED
+
+
+def test_limiter_admitted_head_presumed_lost_after_the_settle_time(client: redis.Redis) -> None:
+    limiter = Limiter(client, parse_limits("global=10/10s"), settle_s=0.3)
+    head = limiter.decide(req("sent-by-a-gate-that-died", "A"))
+    assert head.status is Status.ADMITTED
+    assert limiter.decide(req("next", "A")).status is Status.DEFERRED_RESERVED
+    assert limiter.decide(req("next", "A")).status is Status.WAITING
+    wait_redis_time(client, head.now_us + 350_000)
+    assert limiter.decide(req("next", "A")).status is Status.ADMITTED_RESERVED
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    arrival=st.integers(2, 6).flatmap(lambda n: st.permutations(range(n))),
+    first_gate=st.lists(st.integers(0, 1), min_size=6, max_size=6),
+    moves=st.lists(st.tuples(st.sampled_from(["decide", "send", "duplicate"]), st.integers(0, 1),
+                             st.integers(0, 100)), min_size=5, max_size=40),
+)
+def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_interleaving(
+    client: redis.Redis, arrival: list[int], first_gate: list[int], moves: list[tuple[str, int, int]],
+) -> None:
+    """Two gates see one creator's jobs in any order (within the settle time), decide them again in any order,
+    send them with any delay, and receive duplicates: the forwards follow the producer's order, once each."""
+    client.flushdb()
+    client.set(redis_keys.LIMITER_EPOCH, "0")
+    jobs = len(arrival)
+    gates = [Limiter(client, parse_limits("global=3/1s"), order_settle_s=0.25) for _ in range(2)]
+    sent_us = int(client.time()[0]) * 1_000_000
+    requests = [LimitRequest(f"j{i}", "A", "u1", "send_message", order_us=sent_us + i * 1000) for i in range(jobs)]
+    for k, i in enumerate(arrival):  # each job's first sight by one gate, all within the settle time
+        assert not gates[first_gate[k]].decide(requests[i]).allowed
+    in_flight: list[int] = []
+    forwarded: list[int] = []
+    deadline = time.monotonic() + 10
+    step = 0
+    while len(forwarded) < jobs and time.monotonic() < deadline:
+        move, g, pick_at = moves[step % len(moves)]
+        step += 1
+        gate = gates[g]
+        if move == "send" and in_flight:
+            done = in_flight.pop(0)
+            gate.mark_forwarded([requests[done]], 60)
+            forwarded.append(done)
+            continue
+        pending = [i for i in range(jobs) if i not in forwarded and i not in in_flight]
+        pool = [i for i in range(jobs) if i not in pending] if move == "duplicate" else pending
+        if not pool:
+            pool = in_flight + forwarded if move == "duplicate" else []
+        if not pool:
+            if in_flight:  # nothing else to do: the send completes
+                done = in_flight.pop(0)
+                gate.mark_forwarded([requests[done]], 60)
+                forwarded.append(done)
+            continue
+        pick = pool[(pick_at + step) % len(pool)]
+        decision = gate.decide(requests[pick])
+        if decision.allowed:
+            assert pick in pending, f"job {pick} admitted twice"
+            assert not in_flight, f"job {pick} admitted while {in_flight} was still being sent"
+            in_flight.append(pick)
+        elif pick not in pending:
+            assert decision.status in (Status.DUPLICATE, Status.IN_FLIGHT)
+        elif in_flight:  # it waits behind the job being sent; meanwhile that send completes
+            done = in_flight.pop(0)
+            gates[1 - g].mark_forwarded([requests[done]], 60)
+            forwarded.append(done)
+        else:
+            time.sleep(min(0.02, decision.retry_after_s))
+    assert forwarded == list(range(jobs)), f"forwarded out of the producer's order: {forwarded}"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
+from common import redis_keys
 from common.aws import client
 from common.settings import load_settings
 from gate.limiter import redis_client
@@ -22,7 +23,9 @@ TOKEN = "auth-token-for-tests-7c1d"
 @pytest.fixture
 def protected_redis(redis_factory: Callable[[], RedisServer], monkeypatch: pytest.MonkeyPatch) -> RedisServer:
     server = redis_factory()
-    redis.Redis.from_url(server.url).config_set("requirepass", TOKEN)
+    plain = redis.Redis.from_url(server.url)
+    plain.set(redis_keys.LIMITER_EPOCH, "0")  # a new, empty Redis: its windows are known empty
+    plain.config_set("requirepass", TOKEN)
     monkeypatch.setenv("REDIS_URL", server.url)  # host and port only
     return server
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +85,123 @@ def test_lambda_record_has_lambda_event_shape() -> None:
     assert record["messageAttributes"]["gate_deferrals"] == {
         "stringValue": "1", "binaryValue": None, "stringListValues": [], "binaryListValues": [], "dataType": "Number"
     }
+
+
+SLOW_HANDLER = '''
+import json, os, time
+def handler(event, context):
+    with open(os.environ["SEEN_FILE"], "a") as fh:
+        fh.write(json.dumps({"n": len(event["Records"]), "at": time.time()}) + "\\n")
+    time.sleep(max(json.loads(r["body"]).get("sleep", 0) for r in event["Records"]))
+    return {"batchItemFailures": []}
+'''
+
+
+def _manifest_queue(name: str) -> tuple[str, str]:
+    """The ingress queue with the manifest's settings (manifests/queues.yaml): visibility 180 s, 5 receives."""
+    _, dlq_arn = make_queue(f"{name}-dlq")
+    return make_queue(name, VisibilityTimeout="180",
+                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}))
+
+
+def _slow_function(tmp_path: Path, role_arn: str, timeout_s: int) -> dict[str, object]:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "slowfn_handler.py").write_text(SLOW_HANDLER)
+    lam = client("lambda")
+    lam.create_function(
+        FunctionName="slow", Runtime="python3.12", Role=role_arn, Handler="slowfn_handler.handler",
+        Code={"ZipFile": zip_of(SLOW_HANDLER)}, Timeout=timeout_s,
+        Environment={"Variables": {"SEEN_FILE": str(tmp_path / "seen"), "PYTHONPATH": str(pkg)}},
+    )
+    return dict(lam.get_function_configuration(FunctionName="slow"))
+
+
+def _invocations(tmp_path: Path) -> list[dict[str, float]]:
+    seen = tmp_path / "seen"
+    return [json.loads(line) for line in seen.read_text().splitlines()] if seen.exists() else []
+
+
+def test_mapping_runner_batching_window_gathers_records_until_the_window_passes(
+    aws: str, role_arn: str, tmp_path: Path
+) -> None:
+    url, arn = _manifest_queue("window")
+    function = _slow_function(tmp_path, role_arn, timeout_s=30)
+    mapping = client("lambda").create_event_source_mapping(
+        EventSourceArn=arn, FunctionName="slow", BatchSize=10, MaximumBatchingWindowInSeconds=2)
+    runner = MappingRunner(mapping, function, {"PYTHONPATH": str(tmp_path / "pkg")})  # not started: one poll
+    sqs = client("sqs")
+
+    def trickle() -> None:
+        for i in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"i": i}))
+            time.sleep(0.4)
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        batch = runner._gather(sqs)
+    finally:
+        sender.join()
+        for runtime in runner.runtimes:
+            runtime.close()
+    assert len(batch) == 3  # one long poll got the first; the window gathered the two that came after
+
+
+def test_mapping_runner_runs_at_most_maximum_concurrency_invocations_at_once(
+    aws: str, role_arn: str, tmp_path: Path
+) -> None:
+    url, arn = _manifest_queue("conc")
+    function = _slow_function(tmp_path, role_arn, timeout_s=30)
+    mapping = client("lambda").create_event_source_mapping(
+        EventSourceArn=arn, FunctionName="slow", BatchSize=1, ScalingConfig={"MaximumConcurrency": 3})
+    runner = MappingRunner({**mapping, "ScalingConfig": {"MaximumConcurrency": 3}}, function,
+                           {"PYTHONPATH": str(tmp_path / "pkg")})
+    sqs = client("sqs")
+    for i in range(8):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"sleep": 1.5, "i": i}))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 90
+        while len(_invocations(tmp_path)) < 8 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+        runner.join(timeout=60)
+    assert len(_invocations(tmp_path)) == 8
+    assert runner.concurrency == 3 and 2 <= runner.most_running <= 3
+    assert runner.errors == 0
+
+
+def test_mapping_runner_function_timeout_fails_the_batch_and_restarts_the_runtime(
+    aws: str, role_arn: str, tmp_path: Path
+) -> None:
+    url, arn = _manifest_queue("timeout")
+    function = _slow_function(tmp_path, role_arn, timeout_s=1)
+    mapping = client("lambda").create_event_source_mapping(EventSourceArn=arn, FunctionName="slow", BatchSize=10)
+    runner = MappingRunner(mapping, function, {"PYTHONPATH": str(tmp_path / "pkg")})
+    sqs = client("sqs")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"warm": True}))  # the cold start is not timed
+    runner.start()
+    try:
+        deadline = time.monotonic() + 90
+        while runner.invocations == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Each poller has its own runtime, and a cold start is not counted against the timeout (as on Lambda):
+        # the slow job may land on a runtime that is still cold and finish. Send slow jobs one at a time until a
+        # warm runtime takes one; with `concurrency` runtimes that takes at most `concurrency` + 1 of them.
+        for _ in range(runner.concurrency + 1):
+            done_before = runner.invocations
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"sleep": 5}))
+            deadline = time.monotonic() + 120  # its own wait: a loaded machine may be warming a runtime up
+            while runner.invocations == done_before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if runner.errors:
+                break
+    finally:
+        runner.stop()
+        runner.join(timeout=60)
+    assert runner.errors >= 1
+    # The timed-out batch was not deleted: it waits out its visibility (180 s) and comes back, as on AWS.
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) >= 1

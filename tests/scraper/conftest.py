@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scraper_testkit import MAX_RECEIVE_COUNT, TAG_ENV, Plane, WorkerProcess
+from scraper_testkit import MAX_RECEIVE_COUNT, TAG_ENV, Plane, WorkerProcess, tag_tmpdir
 
 from scraper.settings import ScraperSettings
 from standin import RENDERER_CRASH_LAUNCH_ARGS
@@ -75,6 +75,7 @@ def scraper_env(plane: Plane, redis_url: str, standin: Any, worker_tag: str,  # 
         "HUNTAZE_CGROUP_DIR": "/nonexistent-cgroup",
         "REDIS_URL": redis_url,
         TAG_ENV: worker_tag,
+        "TMPDIR": str(tag_tmpdir(worker_tag)),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

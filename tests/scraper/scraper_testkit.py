@@ -82,6 +82,19 @@ class Plane:
     def read_json(self, key: str) -> dict[str, Any]:
         return dict(json.loads(self.s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()))
 
+    def drain_dead_letters(self) -> list[dict[str, Any]]:
+        """Every DLQ message, read and deleted: a FIFO DLQ hides a group's later messages while an earlier one
+        is in flight, so reading without deleting cannot see them all."""
+        found: list[dict[str, Any]] = []
+        sqs = self.sqs()
+        while self.counts(self.dlq_url) != (0, 0):
+            got = sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                      MessageAttributeNames=["All"], VisibilityTimeout=30)
+            for message in got.get("Messages", []):
+                found.append(message)
+                sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
     def dead_letters(self) -> list[dict[str, Any]]:
         response = self.sqs().receive_message(
             QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0,
@@ -147,14 +160,22 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 
 def _environ_has(pid: int, marker: bytes) -> bool:
     try:
-        return marker in Path(f"/proc/{pid}/environ").read_bytes()
+        return marker in Path(f"/proc/{pid}/environ").read_bytes() + b"\0"
     except OSError:
         return False
 
 
+def tag_tmpdir(tag: str) -> Path:
+    """The TMPDIR a test's workers run with. Chromium gets a minimal environment (no HUNTAZE_* variables) but
+    keeps TMPDIR, so this directory's name is what marks a test's Chromium processes."""
+    path = Path("/tmp") / f"huntaze-scraper-test-{tag}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def chromium_of(tag: str) -> set[int]:
-    """Live (non-zombie) Chromium processes whose environment carries this test's worker tag."""
-    marker = f"{TAG_ENV}={tag}".encode()
+    """Live (non-zombie) Chromium processes whose environment carries this test's TMPDIR (`tag_tmpdir`)."""
+    marker = f"TMPDIR={tag_tmpdir(tag)}\0".encode()
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

@@ -7,6 +7,7 @@ import time
 
 import redis
 
+from common import redis_keys
 from scraper.breaker import BreakerState, CircuitBreaker, Permit
 
 
@@ -43,8 +44,8 @@ def test_breaker_five_consecutive_failures_opens_with_gate_key(redis_url: str) -
 
     assert run(scenario()) == [False] * 4 + [False] * 4 + [True]
     plain = redis.Redis.from_url(redis_url)
-    assert plain.get("huntaze:breaker:onlyfans:open") == b"429 from target"
-    assert 55_000 < plain.pttl("huntaze:breaker:onlyfans:open") <= 60_000
+    assert plain.get(redis_keys.breaker_open()) == b"429 from target"
+    assert 55_000 < plain.pttl(redis_keys.breaker_open()) <= 60_000
 
 
 def test_breaker_after_open_period_half_opens_with_single_probe(redis_url: str) -> None:
@@ -57,7 +58,7 @@ def test_breaker_after_open_period_half_opens_with_single_probe(redis_url: str) 
         clock.now += 61  # the injected clock passes the open period; Redis's own TTL has not run out
         first, second = await breaker.acquire(), await breaker.acquire()
         assert (first.permit, second.permit) == (Permit.PROBE, Permit.BUSY)
-        assert redis.Redis.from_url(redis_url).exists("huntaze:breaker:onlyfans:open") == 0
+        assert redis.Redis.from_url(redis_url).exists(redis_keys.breaker_open()) == 0
         assert (await breaker.state())[0] is BreakerState.HALF_OPEN
         await breaker.record_failure("429 again")  # the probe fails: open again for a full period
         assert (await breaker.state())[0] is BreakerState.OPEN
@@ -97,9 +98,9 @@ def test_breaker_open_key_expiry_in_redis_time_half_opens(redis_url: str) -> Non
         for _ in range(5):
             await breaker.record_failure("429")
         plain = redis.Redis.from_url(redis_url)
-        plain.pexpire("huntaze:breaker:onlyfans:open", 1)
+        plain.pexpire(redis_keys.breaker_open(), 1)
         for _ in range(500):  # bounded: Redis drops the key within milliseconds
-            if not plain.exists("huntaze:breaker:onlyfans:open"):
+            if not plain.exists(redis_keys.breaker_open()):
                 break
             await asyncio.sleep(0.002)
         assert (await breaker.acquire()).permit is Permit.PROBE

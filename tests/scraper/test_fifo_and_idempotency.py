@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scraper_testkit import Plane, job, run_worker
+from scraper_testkit import MAX_RECEIVE_COUNT, Plane, job, run_worker
 
 from standin import Faults, RateLimitFault
 
@@ -26,21 +26,28 @@ def test_worker_fifo_under_concurrency_keeps_order_per_creator(plane: Plane, sta
         assert texts == [f"{creator}-{n}" for n in range(6)]
 
 
-def test_worker_failure_in_group_releases_later_messages_unprocessed(plane: Plane, standin: Any,
-                                                                     make_settings: Any) -> None:
+def test_worker_waiting_job_holds_its_group_in_order_without_spending_receives(
+        plane: Plane, standin: Any, make_settings: Any) -> None:
     standin.set_faults(Faults(rate_limit=RateLimitFault(limit=1, window_s=300, retry_after_s=1)))
     for n in range(4):
         plane.send(job("send_message", "grp", n=n, text=f"grp-{n}"))
-    worker = run_worker(make_settings(), until=lambda w: len(standin.state.messages()) == 1
-                        and w.jobs_finished >= 2, timeout_s=30)
-    # The second message got the 429; the third and fourth of that batch were released, never attempted.
-    assert standin.state.stats()["by_status"] == {"201": 1, "429": 1}
-    assert worker.jobs_finished == 2
+    seen: dict[str, Any] = {}
 
-    standin.set_faults(Faults())
-    run_worker(make_settings(), until=lambda w: len(standin.state.messages()) == 4 and plane.counts() == (0, 0),
-               timeout_s=30)
+    def phases(worker: Any) -> bool:
+        if "cleared" not in seen and standin.state.stats()["by_status"].get("429", 0) >= 2:
+            # The second message waited out two 429s; the third and fourth were held behind it, never attempted.
+            seen["status"] = dict(standin.state.stats()["by_status"])
+            seen["counts"] = plane.counts()
+            standin.set_faults(Faults())
+            seen["cleared"] = True
+        return len(standin.state.messages()) == 4 and plane.counts() == (0, 0)
+
+    worker = run_worker(make_settings(), until=phases, timeout_s=60)
+    assert seen["status"] == {"201": 1, "429": 2}
+    assert seen["counts"] == (0, 3)  # all held by the worker, not released
+    assert worker.messages_received == 4  # each delivered once: the held group never went back to the queue
     assert [m.text for m in standin.state.messages()] == [f"grp-{n}" for n in range(4)]
+    assert plane.counts(plane.dlq_url) == (0, 0)
 
 
 def test_worker_redelivered_done_job_is_deleted_not_rerun(plane: Plane, standin: Any,
@@ -79,8 +86,8 @@ def test_worker_breaker_opens_after_five_429s_blocks_receiving_then_probes(
         if worker.metrics.totals.get("circuit_breaker_open_count") != 1:
             return False
         seen.setdefault("receives", worker.receives)
-        seen.setdefault("waits", worker.breaker_waits)
-        return worker.breaker_waits >= seen["waits"] + 5
+        seen.setdefault("waits", worker.jobs_waiting + worker.breaker_waits)
+        return worker.jobs_waiting + worker.breaker_waits >= seen["waits"] + 3
 
     def phases(worker: Any) -> bool:
         if "probed" in seen:
@@ -97,3 +104,22 @@ def test_worker_breaker_opens_after_five_429s_blocks_receiving_then_probes(
     worker = run_worker(make_settings(concurrency=1), until=phases, clock=clock, timeout_s=60)
     assert worker.metrics.totals["circuit_breaker_open_count"] == 1
     assert standin.state.stats()["by_status"]["200"] == 5
+
+
+def test_worker_shutdown_on_last_receive_dead_letters_with_reason_not_release(
+        plane: Plane, standin: Any, make_settings: Any) -> None:
+    standin.set_faults(Faults(hang_creators=["lastgo"]))
+    origin = plane.send(job("get_messages", "lastgo"))
+    for _ in range(MAX_RECEIVE_COUNT - 1):  # spend all receives but the last (as crashed workers would have)
+        got = plane.sqs().receive_message(QueueUrl=plane.queue_url, VisibilityTimeout=0, WaitTimeSeconds=1)
+        assert len(got["Messages"]) == 1
+    worker = run_worker(make_settings(adapter="browser", action_timeout_s=30, job_deadline_s=60),
+                        until=lambda w: standin.active_hangs >= 1, timeout_s=60)
+
+    # Released, it would reach the DLQ through redrive without a reason: the worker put it there itself.
+    (dead,) = plane.drain_dead_letters()
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attributes["origin_message_id"] == origin
+    assert f"last allowed receive ({MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT})" in attributes["error"]
+    assert worker.dead_lettered == 1
+    assert plane.counts() == (0, 0) and plane.result_keys() == []

@@ -6,6 +6,7 @@ import json
 import signal
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from scraper_testkit import Plane, chromium_of, job, wait_for
@@ -84,5 +85,22 @@ def test_process_chromium_missing_health_reports_unhealthy(
     ready = worker.wait_logged("worker ready")
     status, body = _health(ready["health_port"])
     assert status == 503 and "browser cannot launch" in body["problems"][0]
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+
+
+def test_process_chromium_environment_has_no_secrets(
+        plane: Plane, standin: Any, scraper_env: dict[str, str], worker_processes: Any, worker_tag: str) -> None:
+    worker = worker_processes({**scraper_env, "HUNTAZE_ADAPTER": "browser",
+                               "HUNTAZE_API_KEY_SECRET_ID": "onlyfans/api-key"})
+    worker.wait_logged("worker ready")
+    wait_for(lambda: bool(chromium_of(worker_tag)), 30, "the worker's Chromium to run")
+    environments = {pid: Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in chromium_of(worker_tag)}
+    secrets = [scraper_env["REDIS_URL"].encode(), b"standin-password", b"standin-api-key"]
+    for pid, environ in environments.items():
+        names = {entry.split(b"=", 1)[0] for entry in environ if entry}
+        leaked = {n for n in names if n == b"REDIS_URL" or n.startswith((b"AWS_", b"HUNTAZE_"))}
+        assert not leaked, f"Chromium {pid} inherited {sorted(leaked)}"
+        assert not any(secret in entry for entry in environ for secret in secrets), f"Chromium {pid} has a secret"
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0

@@ -11,7 +11,6 @@ from playwright.sync_api import BrowserContext, Error, Playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from standin import Faults
-from standin.pages import HEAP_CRASH_JS
 from standin.server import StandinServer
 from standin.testing import chromium_pids, close_and_check_gone, launch_chromium, login, wait_until
 
@@ -44,10 +43,20 @@ def test_crash_creator_page_crashes_renderer_and_leaves_no_chromium(
         close_and_check_gone(browser, chromium_pids() - already_running)
 
 
-def test_heap_crash_fallback_with_launch_args_crashes_renderer(browser_context: BrowserContext) -> None:
+@pytest.mark.parametrize("path", ["/u/crashy", "/inbox", "/inbox/fan-1", "/media"],
+                         ids=["profile", "inbox", "thread", "media"])
+def test_crash_creator_every_page_kind_crashes_its_renderer(
+    path: str, standin: StandinServer, browser_context: BrowserContext
+) -> None:
     page = browser_context.new_page()
+    page.goto(f"{standin.url}/login?next=%2Fu%2Fother")
+    page.fill("input[name=username]", "crashy")
+    page.fill("input[name=password]", standin.config.password)
+    with page.expect_navigation():
+        page.click("#login-button")
+    standin.set_faults(Faults(crash_creators=["crashy"]))
     with page.expect_event("crash", timeout=15_000), pytest.raises(Error, match="crash"):
-        page.set_content(f"<p>x</p><script>{HEAP_CRASH_JS}</script>", wait_until="load")
+        page.goto(f"{standin.url}{path}", timeout=15_000)
 
 
 def test_hang_creator_page_times_out_while_server_answers_others(

@@ -1,0 +1,119 @@
+"""Redis cost per decision of the gate's limiter beside the plain sliding-log control (called by `bench.gate`).
+
+The method of /work/shared/peers/limiters (test c): Redis' own time in EVALSHA/EVAL from ``INFO
+commandstats`` (usec, which includes every command the script runs) divided by the decisions made, after
+``CONFIG RESETSTAT``, in the same run on the same redis-server. Peers are interleaved round by round so that
+background load hits both alike.
+
+- "never runs out": a limit of 100,000 per 60 s (the most a LimitSpec allows), never reached here, as the
+  peers' throughput test (1e9); every decision admits.
+- backlog B: the production limit (10 per 60 s) with B jobs already holding reserved slots (the reservation
+  horizon is raised so that all B are in Redis); each measured decision is a new job that reserves behind them.
+  The control at the same limit rejects (its cheapest path) and has no backlog to carry.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from gate.limiter import Limiter, LimitRequest
+from gate.settings import parse_limits
+
+# The control of /work/shared/peers/limiters/bench.py (REF_SLIDING_LOG_LUA), verbatim.
+CONTROL_LUA = r"""
+local limit = tonumber(ARGV[1])
+local win = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - win))
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(win / 1000) + 1000)
+return 1
+"""
+
+
+def eval_usec(client: redis.Redis) -> tuple[int, int]:
+    stats = client.info("commandstats")
+    usec = sum(int(v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_eval"))
+    calls = sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_eval"))
+    return usec, calls
+
+
+def measure(client: redis.Redis, decisions: int, run: Callable[[int], object]) -> tuple[float, float]:
+    """(Redis usec per decision, client wall ms per call) for `decisions` calls of `run`."""
+    client.config_resetstat()
+    started = time.perf_counter()
+    for i in range(decisions):
+        run(i)
+    wall = (time.perf_counter() - started) / max(1, decisions) * 1e3
+    usec, _ = eval_usec(client)
+    return usec, wall
+
+
+def request(name: str) -> LimitRequest:
+    """A job of its own creator: one creator's jobs queue behind each other until the gate marks the previous
+    one forwarded (decide.lua, I4), and nothing is forwarded here, so a shared creator would measure that queue,
+    not a decision."""
+    return LimitRequest(name, f"creator-{name}", "user-1", "scrape_profile")
+
+
+def fill_backlog(limiter: Limiter, backlog: int) -> None:
+    for start in range(0, backlog, 500):
+        limiter.decide_batch([request(f"backlog-{i}") for i in range(start, min(backlog, start + 500))])
+
+
+def one_round(client: redis.Redis, control: Any, backlog: int, singles: int) -> dict[str, float]:
+    """Gate single, gate batch of 10 and the control, at one backlog, on a flushed Redis."""
+    limits = "global=100000/60s" if backlog == 0 else "global=10/60s"
+    client.flushall()
+    limiter = Limiter(client, parse_limits(limits), horizon_s=30 * 86_400)
+    limiter.declare_empty()
+    fill_backlog(limiter, backlog)
+    run_id = uuid.uuid4().hex[:6]
+    out: dict[str, float] = {}
+    usec, wall = measure(client, singles, lambda i: limiter.decide(request(f"s{run_id}-{i}")))
+    out["gate, single"], out["gate, single: client ms per call"] = usec / singles, wall
+    usec, wall = measure(client, singles // 10, lambda i: limiter.decide_batch(
+        [request(f"b{run_id}-{i}-{k}") for k in range(10)]))
+    out["gate, batch of 10"], out["gate, batch of 10: client ms per call"] = usec / singles, wall
+    n = 100_000 if backlog == 0 else 10
+    usec, _ = measure(client, singles, lambda i: control(keys=[f"control-{run_id}"], args=[n, 60_000_000, f"c{i}"]))
+    out["control (plain sliding log)"] = usec / singles
+    return out
+
+
+def bench_cost(url: str, rounds: int = 3, singles: int = 2000) -> None:
+    print("\n1. Redis time per decision (INFO commandstats EVALSHA usec / decisions), gate vs the plain sliding-log "
+          f"control of peers/limiters, same redis-server, {rounds} interleaved rounds, median (all rounds)")
+    client = redis.Redis.from_url(url)
+    control = client.register_script(CONTROL_LUA)
+    rows: dict[tuple[int, str], list[float]] = {}
+    for _ in range(rounds):
+        for backlog in BACKLOGS:
+            for name, value in one_round(client, control, backlog, singles).items():
+                rows.setdefault((backlog, name), []).append(value)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    for backlog in BACKLOGS:
+        label = "limit never runs out (100000/60s)" if backlog == 0 else f"10/60s, backlog {backlog}"
+        print(f"  {label}")
+        for (b, name), values in rows.items():
+            if b == backlog:
+                unit = "ms" if "client" in name else "us per decision"
+                print(f"    {name:<38} {median(values):8.2f} {unit}  ({' / '.join(f'{v:.1f}' for v in values)})")
+        ctrl = median(rows[(backlog, "control (plain sliding log)")])
+        print(f"    ratio to control: single {median(rows[(backlog, 'gate, single')]) / ctrl:.2f}x, "
+              f"batch of 10 {median(rows[(backlog, 'gate, batch of 10')]) / ctrl:.2f}x  (bar: 1.5x)")
+
+
+BACKLOGS = (0, 1_000, 10_000)

@@ -1,0 +1,65 @@
+"""The human view of a status snapshot (rich renderables), used by `huntazectl status` and `--watch`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+
+def _n(value: Any, fmt: str = "{:g}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def render(data: dict[str, Any]) -> Group:
+    parts: list[Any] = []
+    head, *rest = data["diagnosis"]
+    style = "green" if head["rule"] == "healthy" else "bold red"
+    parts.append(Text(f"DIAGNOSIS: {head['cause']}", style=style))
+    if head["rule"] != "healthy":
+        parts.append(Text(f"  evidence: {head['evidence']}"))
+        parts.append(Text(f"  next:     {head['next']}", style="bold"))
+    for f in rest:
+        parts.append(Text(f"  also: {f['cause']}  ->  {f['next']}"))
+    alarms = data.get("alarms", {})
+    firing = alarms.get("in_alarm", [])
+    table = Table("ALARM", "SINCE", "VALUE", "THRESHOLD", "RUNBOOK", title=f"Alarms: {len(firing)} of "
+                  f"{alarms.get('total', '?')} in ALARM", title_justify="left")
+    for a in firing:
+        table.add_row(a["name"], a["since"], _n(a.get("value")), _n(a.get("threshold")), a.get("runbook") or "-")
+    parts.append(table)
+    queues = Table("QUEUE", "DEPTH", "IN FLIGHT", "DELAYED", "OLDEST (s)", "IN/min", "OUT/min", title="Queues",
+                   title_justify="left")
+    for q in data.get("queues", []):
+        queues.add_row(q["name"], str(q["depth"]), str(q["in_flight"]), str(q["delayed"]),
+                       _n(q.get("oldest_age_s"), "{:.0f}"), _n(q.get("in_per_min")), _n(q.get("out_per_min")))
+    parts.append(queues)
+    gate = data.get("gate", {})
+    limits = ", ".join(f"{lim['scope']} {lim['admitted_in_window']}/{lim['limit']} per {lim['window_s']:g}s"
+                       f" (+{lim.get('reserved_ahead', 0)} reserved)" for lim in gate.get("limits", []))
+    breaker = gate.get("breaker", {})
+    closes = f", closes in {breaker['closes_in_s']:g}s" if breaker.get("closes_in_s") else ""
+    redis = "reachable" if gate.get("redis_reachable") else f"UNREACHABLE ({gate.get('redis_error')})"
+    parts.append(Text(f"Gate: {limits or 'no limit data'}; deferred waiting {gate.get('deferred_waiting', 0)}; "
+                      f"breaker {breaker.get('state')}{closes}; Redis {redis}; Lambda errors "
+                      f"{_n(gate.get('lambda', {}).get('errors'))}"))
+    s = data.get("scraper", {})
+    parts.append(Text(f"Scraper: {s.get('running', '?')}/{s.get('desired', '?')} tasks; {_n(s.get('jobs_per_min'))} "
+                      f"jobs/min; failure rate {_n(s.get('failure_rate_pct'))}%; 429 {_n(s.get('count_429'))}, 5xx "
+                      f"{_n(s.get('count_5xx'))}; dead-lettered by class {s.get('dead_lettered_by_class') or {}}"))
+    for stop in s.get("recent_stops", [])[-3:]:
+        parts.append(Text(f"  stopped {stop['task'][:12]}: {stop['reason']}"))
+    c = data.get("controller", {})
+    if c.get("present"):
+        last = c.get("last_cycle") or {}
+        parts.append(Text(f"Controller: last cycle {last.get('at', '-')}; resources {c.get('resources_by_state')}; "
+                          f"lease holder {c.get('lease_holder') or '-'}"))
+    else:
+        parts.append(Text("Controller: no journal (huntazectl controller run writes one)"))
+    for name, error in data.get("errors", {}).items():
+        parts.append(Text(f"could not read {name}: {error}", style="yellow"))
+    parts.append(Text(f"{data.get('at')} - {data.get('api_calls')} API calls, {data.get('refresh_ms')} ms",
+                      style="dim"))
+    return Group(*parts)

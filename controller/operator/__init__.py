@@ -1,0 +1,1 @@
+"""The operator: `huntazectl controller run` keeps the stack reconciled (loop, requeue, guard, spec watch)."""

@@ -1,0 +1,12 @@
+"""Drift of a Alarm, made behind the controller's back (see `tests.controller.drift`)."""
+
+from __future__ import annotations
+
+from common.aws import client
+from controller.kinds.base import LiveResource
+from controller.model import Manifest
+
+
+def mutate(manifest: Manifest, live: LiveResource) -> str:
+    client("cloudwatch").disable_alarm_actions(AlarmNames=[live.fields["alarmName"]])
+    return "actionsEnabled"
