@@ -192,7 +192,8 @@ class Gate:
 def _fields(job: Inbound) -> dict[str, Any]:
     assert job.job is not None
     return {"message_id": job.message_id, "origin_message_id": job.origin_message_id,
-            "creator_id": job.job.creator_id, "action": job.job.action.value, "gate_deferrals": job.deferrals}
+            "creator_id": job.job.creator_id, "action": job.job.action.value, "gate_deferrals": job.deferrals,
+            "first_seen": job.first_seen}
 
 
 def _request(job: Inbound) -> LimitRequest:
