@@ -325,17 +325,26 @@ def test_limiter_creators_next_job_waits_until_the_admitted_one_is_marked_forwar
 
 def test_limiter_order_settle_lets_an_earlier_job_seen_later_go_first(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=10/10s"), order_settle_s=0.3)
-    sent_us = int(client.time()[0]) * 1_000_000
+    sent_us = redis_now_us(client)
     later = LimitRequest("later", "A", "u1", "send_message", order_us=sent_us + 2_000)
     earlier = LimitRequest("earlier", "A", "u1", "send_message", order_us=sent_us)
     first = limiter.decide(later)  # the later job reaches the gate first (another poller had the earlier one)
-    assert first.status is Status.DEFERRED_RESERVED and 0.25 <= first.retry_after_s <= 0.35
+    # It waits until its send time + the settle time, not a settle time from now.
+    assert first.status is Status.DEFERRED_RESERVED and first.slot_us == sent_us + 2_000 + 300_000
     assert limiter.decide(earlier).status is Status.DEFERRED_RESERVED
     wait_redis_time(client, first.slot_us + 350_000)
     assert limiter.decide(later).status is Status.WAITING  # the earlier job heads the creator's line
     assert limiter.decide(earlier).status is Status.ADMITTED_RESERVED
     limiter.mark_forwarded([earlier], 60)
     assert limiter.decide(later).status is Status.ADMITTED_RESERVED
+
+
+def test_limiter_order_settle_does_not_hold_a_job_sent_longer_ago_than_the_settle_time(client: redis.Redis) -> None:
+    limiter = Limiter(client, parse_limits("global=10/10s"), order_settle_s=2.0)
+    backlog = LimitRequest("from-a-backlog", "A", "u1", "send_message", order_us=redis_now_us(client) - 30_000_000)
+    assert limiter.decide(backlog).status is Status.ADMITTED
+    fresh = limiter.decide(LimitRequest("fresh", "B", "u1", "send_message", order_us=redis_now_us(client)))
+    assert fresh.status is Status.DEFERRED_RESERVED and 1.9 <= fresh.retry_after_s <= 2.0
 
 
 def test_limiter_admitted_head_presumed_lost_after_the_settle_time(client: redis.Redis) -> None:
@@ -371,8 +380,8 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
     client.flushdb()
     client.set(redis_keys.LIMITER_EPOCH, "0")
     jobs = len(arrival)
-    gates = [Limiter(client, parse_limits("global=3/1s"), order_settle_s=0.25) for _ in range(2)]
-    sent_us = int(client.time()[0]) * 1_000_000
+    gates = [Limiter(client, parse_limits("global=3/1s"), order_settle_s=0.5) for _ in range(2)]
+    sent_us = redis_now_us(client)
     requests = [LimitRequest(f"j{i}", "A", "u1", "send_message", order_us=sent_us + i * 1000) for i in range(jobs)]
     for k, i in enumerate(arrival):  # each job's first sight by one gate, all within the settle time
         assert not gates[first_gate[k]].decide(requests[i]).allowed
