@@ -35,7 +35,9 @@ class RoleSpec(SpecModel):
     role_name: Annotated[str, AfterValidator(ROLE_NAME)] | None = None  # defaults to metadata.name
     path: Annotated[str, AfterValidator(IAM_PATH)] = "/"
     description: Annotated[str, AfterValidator(max_chars("description", 1000))] = ""
-    trusted_services: list[str] = []  # shortcut: ["lambda.amazonaws.com"] → an sts:AssumeRole trust policy
+    # Shortcut: ["lambda.amazonaws.com"] → an sts:AssumeRole trust policy for those services acting for this
+    # account only (aws:SourceAccount, the confused-deputy guard); assumeRolePolicy for anything else.
+    trusted_services: list[str] = []
     assume_role_policy: dict[str, Any] | None = None
     inline_policies: dict[Annotated[str, AfterValidator(POLICY_NAME)], dict[str, Any]] = {}
     managed_policy_arns: list[ARN] = []
@@ -53,10 +55,11 @@ class RoleSpec(SpecModel):
                 raise ValueError(f"inlinePolicies.{name}: {exc}") from None
         return self
 
-    def trust_policy(self) -> dict[str, Any] | None:
+    def trust_policy(self, account_id: str) -> dict[str, Any] | None:
         if self.assume_role_policy:
             return policy_document(self.assume_role_policy)
-        statement = {"Effect": "Allow", "Principal": {"Service": self.trusted_services}, "Action": "sts:AssumeRole"}
+        statement = {"Effect": "Allow", "Principal": {"Service": self.trusted_services}, "Action": "sts:AssumeRole",
+                     "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}}
         return policy_document({"Statement": [statement]})
 
 
@@ -84,7 +87,7 @@ class RoleHandler(Kind[RoleSpec]):
             "path": spec.path,
             "description": spec.description,
             "maxSessionDuration": spec.max_session_duration,
-            "assumeRolePolicy": spec.trust_policy(),
+            "assumeRolePolicy": spec.trust_policy(ctx.account_id),
             "inlinePolicies": {name: policy_document(doc) for name, doc in spec.inline_policies.items()},
             "managedPolicyArns": sorted(spec.managed_policy_arns),
             "tags": desired_tags(manifest, ctx.stack, spec.tags),

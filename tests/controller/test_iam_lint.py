@@ -83,7 +83,7 @@ def test_iam_lint_secret_arns_match_one_secret_only(role: Manifest) -> None:
 
 @pytest.mark.parametrize("role", _roles(), ids=lambda m: str(m.key))
 def test_iam_lint_trust_policy_restricts_source_account_and_arn(role: Manifest) -> None:
-    trust = role.spec.trust_policy()
+    trust = role.spec.trust_policy(ACCOUNT)
     assert trust is not None
     for statement in _statements(trust):
         services = _as_list(statement.get("Principal", {}).get("Service", []))
