@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
+from controller.kinds.alarm import alarm_name
 from controller.model import Manifest
 from tests.controller.conftest import load_full_stack
 
@@ -105,3 +106,15 @@ def test_iam_lint_parliament_finds_a_widened_statement() -> None:
     assert "RESOURCE_STAR" in {f.issue for f in findings}
     assert not any(_accepted("Role/x", "p", f) for f in findings)
     assert not SECRET_ARN.match("arn:aws:secretsmanager:us-east-1:123456789012:secret:redis/auth-token-*")
+
+
+def test_iam_lint_controller_writes_exactly_the_stacks_alarms() -> None:
+    """Least privilege: the controller may change the stack's alarms and no other alarm of the account."""
+    stack = load_full_stack().manifests
+    [role] = [m for m in stack if str(m.key) == _CONTROLLER[0]]
+    [write] = [s for s in _statements(role.spec.inline_policies[_CONTROLLER[1]]) if s.get("Sid") == "AlarmsWrite"]
+    assert "cloudwatch:PutMetricAlarm" in _as_list(write["Action"])
+    granted = {arn.rsplit(":alarm:", 1)[1] for arn in _as_list(write["Resource"])}
+    assert granted == {alarm_name(m) for m in stack if m.kind == "Alarm"}
+    others = [s for s in _statements(role.spec.inline_policies[_CONTROLLER[1]]) if s is not write]
+    assert not any("cloudwatch:PutMetricAlarm" in _as_list(s.get("Action", [])) for s in others)
