@@ -45,6 +45,11 @@ class Received:
     visible_until: float = 0.0
     rounds: int = 0  # rounds of this job that failed at the platform while this worker held it
     overload_rounds: int = 0  # rounds that timed out under local CPU pressure (not counted as the platform's)
+    # What this worker knows of the job from its own earlier runs of this delivery, independent of Redis (whose
+    # marks are lost if it restarts empty): see `scraper.runner` ("Once only, without trusting Redis").
+    result_checked: bool = False  # S3 held no result for the job when this delivery first ran
+    stored_result: str = ""  # the S3 key of the result this worker stored for the job
+    send_in_doubt: bool = False  # a send of this delivery may have reached the platform
 
     def last_receive(self, max_receive_count: int | None) -> bool:
         """True when SQS would move this message to the DLQ (without a reason) on its next receive."""

@@ -12,6 +12,8 @@ Called by `scraper.runner`. SQS delivers at least once, and send_message reaches
   asks the platform whether the send landed (by its client_ref) before sending, never sending twice.
 
 Idempotent actions only use `lookup` / `mark_done`, so a finished job is not re-scraped either.
+Redis may restart empty: these records are a fast path, and the durable ones (the result in S3, the platform's
+client_ref) decide when a record is missing (`scraper.runner`, "Once only, without trusting Redis").
 Key: `common.redis_keys.idempotency` (``huntaze:<schema>:scraper:idem:{identity}``).
 """
 

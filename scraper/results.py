@@ -17,6 +17,8 @@ import re
 from datetime import UTC
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from common.aws import client
 from common.contract import Job, ScraperResultData
 
@@ -55,6 +57,20 @@ class ResultStore:
             self._s3().put_object, Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
         )
         return key
+
+    async def has_result(self, key: str) -> bool:
+        """Whether a result is stored under `key` (one HEAD request); other S3 errors raise."""
+
+        def head() -> bool:
+            try:
+                self._s3().head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+                    return False
+                raise
+            return True
+
+        return await asyncio.to_thread(head)
 
     async def get_result(self, key: str) -> ScraperResultData | None:
         def read() -> bytes | None:

@@ -17,6 +17,17 @@ count, so a storm of any length dead-letters no valid job. A job gives up after 
 (the queue's maxReceiveCount unless ``HUNTAZE_MAX_ROUNDS`` is set), or twice that many timeouts under local
 overload. No result is written for a job that goes to the DLQ: a result means the job ended.
 
+Once only, without trusting Redis. Redis holds the idempotency marks (`scraper.idempotency`), but it may restart
+empty while jobs are held or queued, so a missing mark never means "not done" by itself. The durable records
+decide: before acting, a job whose Redis mark is not ``done`` has its result key in S3 checked once per delivery
+(one HEAD; the key is stable per job, `scraper.results.result_key`): a stored result means the job ended, and the
+message is deleted without acting. A send_message whose claim is fresh (no record) still asks the platform for
+its client_ref before sending (`Admitted.verify`) when an earlier attempt may have acted: this delivery sent
+before and Redis did not keep what came of it (``Received.send_in_doubt``), or the message was delivered
+before (``receive_count`` > 1). A result this worker stored is remembered on the message, so a failed
+Redis mark after it never runs the job again. Two runs never act at once: a worker stops acting before its
+message's visibility ends (`scraper.budget`), and after a restart the fresh Redis lease serializes again.
+
 `JobRunner._before_platform` is the single place where "about to act on the platform" happens: every gate that
 may make a job wait (the breaker today, a platform slot) goes there, and returns a WAIT instead of blocking.
 """
@@ -66,7 +77,7 @@ from scraper.joblog import job_ended
 from scraper.metrics import Metrics
 from scraper.overload import LoadProbe
 from scraper.policy import RetryPlan
-from scraper.results import MediaSink, ResultStore
+from scraper.results import MediaSink, ResultStore, result_key
 from scraper.settings import ScraperSettings
 
 log = logging.getLogger(__name__)
@@ -202,9 +213,19 @@ class JobRunner:
 
     async def _admit(self, ctx: JobContext) -> Outcome | Admitted:
         """Idempotency and platform gates; an Outcome means: do not run now."""
+        message = ctx.message
+        if message.stored_result:  # this worker stored the job's result; only its Redis mark failed
+            await self._mark_done_if_possible(ctx, message.stored_result)
+            return self._duplicate(message.stored_result)
         found = await self.idempotency.lookup(ctx.identity)
         if found.claim is Claim.DONE:
             return self._duplicate(found.result_key)
+        if not message.result_checked:  # Redis may have lost the mark: the stored result is the durable one
+            key = result_key(ctx.job, message.origin_message_id)
+            if await self.store.has_result(key):
+                await self._mark_done_if_possible(ctx, key)
+                return self._duplicate(key)
+            message.result_checked = True
         held = await self._before_platform(ctx)
         if held is not None:
             return held
@@ -218,7 +239,17 @@ class JobRunner:
         if claim.claim is Claim.BUSY:
             log.info("job is running elsewhere; waiting for its lease", extra={"wait_s": claim.wait_s})
             return wait(max(1.0, claim.wait_s), "running elsewhere")
-        return Admitted(verify=claim.claim is Claim.VERIFY)
+        # A fresh claim only says Redis holds no record, not that no earlier attempt acted (Redis may have
+        # restarted empty): ask the platform first if one may have.
+        earlier = message.send_in_doubt or message.receive_count > 1
+        return Admitted(verify=claim.claim is Claim.VERIFY or (claim.claim is Claim.CLAIMED and earlier))
+
+    async def _mark_done_if_possible(self, ctx: JobContext, key: str) -> None:
+        """Put the Redis mark back (it saves the next redelivery its S3 read); the stored result decides anyway."""
+        try:
+            await self.idempotency.mark_done(ctx.identity, key)
+        except Exception as exc:
+            log.warning("could not mark the done job in Redis", extra={"error": str(exc)})
 
     def _duplicate(self, result_key: str) -> Outcome:
         log.info("job already done; deleting the redelivery", extra={"result_key": result_key})
@@ -235,6 +266,7 @@ class JobRunner:
                     if found is not None:
                         return found
                     ctx.verify = False  # the platform shows no earlier send: sending is safe
+                    ctx.message.send_in_doubt = False
                 retrying = AsyncRetrying(retry=plan.retry, wait=plan.wait, reraise=True)
                 async for attempt in retrying:
                     with attempt:
@@ -263,6 +295,12 @@ class JobRunner:
                 async with self.adapter.session(ctx.job.creator_id, timeout_s) as session:
                     if verify:
                         return await session.find_sent(ctx.job, client_ref(ctx.identity))
+                    if ctx.job.action is Action.SEND_MESSAGE and ctx.message.send_in_doubt:
+                        # A retry after an attempt that may have landed (a timeout mid-send): look before sending.
+                        found = await session.find_sent(ctx.job, client_ref(ctx.identity))
+                        if found is not None:
+                            return found
+                        ctx.message.send_in_doubt = False
                     return await self._dispatch(session, ctx)
         except TimeoutError:
             if scope.expired():
@@ -272,7 +310,13 @@ class JobRunner:
     async def _dispatch(self, session: SiteSession, ctx: JobContext) -> ActionOutput:
         job = ctx.job
         if job.action is Action.SEND_MESSAGE:
-            return await session.send_message(job, client_ref(ctx.identity))
+            ctx.message.send_in_doubt = True  # until the answer says the platform was not touched
+            try:
+                return await session.send_message(job, client_ref(ctx.identity))
+            except ScraperError as error:
+                if not error.ambiguous:  # answered (429, 5xx, 4xx) or refused before sending
+                    ctx.message.send_in_doubt = False
+                raise
         if job.action is Action.SCRAPE_PROFILE:
             return await session.scrape_profile(job)
         if job.action is Action.GET_MESSAGES:
@@ -306,6 +350,7 @@ class JobRunner:
     async def _succeeded(self, ctx: JobContext, output: ActionOutput) -> Outcome:
         result = self._result(ctx, "success", output, None)
         key = await self.store.put_result(ctx.job, result)
+        ctx.message.stored_result = key
         await self.idempotency.mark_done(ctx.identity, key)
         await self.breaker.record_success()
         ctx.probe = ""
@@ -319,13 +364,14 @@ class JobRunner:
         if isinstance(error, TargetClientError):
             result = self._result(ctx, "failure", None, error)
             key = await self.store.put_result(ctx.job, result)
+            ctx.message.stored_result = key
             await self.idempotency.mark_done(ctx.identity, key)
             self.metrics.record_job(success=False, duration_ms=result.duration_ms)
             job_ended(log, "job failed", "failure", result.duration_ms, error_type=error.error_type.value,
                       error_message=str(error), result_key=key)
             return Outcome(Disposition.DELETE, reason=str(error), error_type=error.error_type.value)
         if ctx.job.action is Action.SEND_MESSAGE:
-            if error.ambiguous or ctx.verify:
+            if error.ambiguous or ctx.verify or ctx.message.send_in_doubt:  # also an earlier attempt's timeout
                 await self.idempotency.mark_unknown(ctx.identity)
             else:
                 await self.idempotency.release(ctx.identity)

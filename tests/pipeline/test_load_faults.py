@@ -54,9 +54,6 @@ def finish_and_check(pipe: Pipeline, timeout_s: float) -> tuple[int, list[str]]:
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 9/13 open: the scraper's once-only claim lives in Redis; when Redis restarts empty a redelivered "
-    "send_message is sent again (seen: 'send_message reached the platform 2 times')"))
 @pytest.mark.timeout(900)
 def test_redis_killed_and_restarted_during_load_every_job_ends_once(tmp_path: Path) -> None:
     with running_pipeline(tmp_path) as pipe:
