@@ -1,19 +1,16 @@
 """The moto server as the local plane runs it: `python -m localplane.emulator -H 127.0.0.1 -p PORT`.
 
 Started by `localplane.services.MotoServer` (for `huntazectl up` and every test). It is moto's own server with
-one change, for a moto gap we hit: when a queue has an event source mapping, moto's SendMessage itself receives
-up to BatchSize visible messages and tries to invoke the function in Docker. Here that fails, so every send burns
-a receive on other messages, and after maxReceiveCount moto moves perfectly valid jobs to the DLQ. On AWS, only
-Lambda's pollers receive from a mapped queue; locally that poller is `localplane.mapping_runner`. So queues here
-never run mappings inline. Mappings are still stored and listed exactly as before.
+two changes, for moto gaps we hit. First: when a queue has an event source mapping, moto's SendMessage itself
+receives up to BatchSize visible messages and tries to invoke the function in Docker. Here that fails, so every
+send burns a receive on other messages, and after maxReceiveCount moto moves perfectly valid jobs to the DLQ. On
+AWS, only Lambda's pollers receive from a mapped queue; locally that poller is `localplane.mapping_runner`. So
+queues here never run mappings inline. Mappings are still stored and listed exactly as before.
 
-A second gap, in FIFO long polling: moto snapshots the message groups in flight when a ReceiveMessage starts and
-never refreshes it, so a message of such a group that becomes receivable during the poll (its group's earlier
-message was deleted) is not returned until the poll times out: up to 20 s late, while AWS returns it at once.
-Here the groups blocked by messages in flight when the poll began are re-checked at each pass of the poll (not
-within a pass: a delete landing mid-pass must not let the pass skip a group's oldest messages and return a later
-one), and messages received by the same call do not block their own group (one receive may return several
-messages of a group, in order, as on AWS).
+Second, FIFO receives: moto 5.2 decides which message groups are blocked from a snapshot taken when a
+ReceiveMessage starts, so a long poll missed a group freed mid-poll (up to 20 s late), and a group whose messages
+timed out together was redelivered later-first (AWS never breaks a group's order). `localplane.sqs_fifo` receives
+from FIFO queues with AWS's per-group semantics instead; standard queues are moto's own.
 """
 
 from __future__ import annotations
@@ -21,11 +18,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from typing import Any
 
-# The patches below were written against moto 5.2's SQS model (Queue.pending_message_groups, Queue.messages,
-# lambda_event_source_mappings). pyproject.toml pins the same range; another version fails at start, clearly.
+# The patches below were written against moto 5.2's SQS model (Queue._messages and its lock, Message fields,
+# SQSBackend.receive_message, lambda_event_source_mappings). pyproject.toml pins the same range; another version
+# fails at start, clearly.
 SUPPORTED_MOTO = ((5, 2), (5, 3))  # >= 5.2, < 5.3
 
 
@@ -51,71 +48,19 @@ class _MappingsRunByTheLocalPlane(dict[str, Any]):
         return None
 
 
-_passes = threading.local()  # per server thread: how many times it has listed each queue's messages
-
-
-def _pass_number(queue: Any) -> int:
-    counts: dict[int, int] = getattr(_passes, "counts", {})
-    return counts.get(id(queue), 0)
-
-
-class _LivePendingGroups:
-    """Groups still blocked by a message that was in flight when the receive began.
-
-    The answer is fixed for one pass over the queue's messages (recomputed when the receiving thread lists the
-    messages again): a group freed by a delete in the middle of a pass must not let that pass return a later
-    message of the group while earlier ones were skipped. Freed groups come back on the next pass, in order.
-    """
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-        self.initial = set(queue._pending_messages)
-        self._pass = -1
-        self._blocked: set[object] = set()
-
-    def __contains__(self, group: object) -> bool:
-        current = _pass_number(self.queue)
-        if current != self._pass:
-            self._pass = current
-            self._blocked = {m.group_id for m in list(self.queue._pending_messages) if m in self.initial}
-        return group in self._blocked
-
-
-class _PendingGroups(set[str]):
-    """What `Queue.pending_message_groups` returns: a set, whose deepcopy (taken by ReceiveMessage) stays live."""
-
-    def __init__(self, queue: Any, groups: set[str]) -> None:
-        super().__init__(groups)
-        self.queue = queue
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _LivePendingGroups:
-        return _LivePendingGroups(self.queue)
-
-
 def patch_moto() -> None:
     from moto.sqs import models
 
+    from localplane.sqs_fifo import patch_fifo_receives
+
     original_init = models.Queue.__init__
-    original_groups: Any = models.Queue.__dict__["pending_message_groups"]  # the property object itself
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self.lambda_event_source_mappings = _MappingsRunByTheLocalPlane()
 
-    def pending_message_groups(self: Any) -> _PendingGroups:
-        return _PendingGroups(self, original_groups.fget(self))
-
-    original_messages: Any = models.Queue.__dict__["messages"]
-
-    def messages(self: Any) -> Any:
-        counts: dict[int, int] = getattr(_passes, "counts", None) or {}
-        counts[id(self)] = counts.get(id(self), 0) + 1
-        _passes.counts = counts
-        return original_messages.fget(self)
-
     models.Queue.__init__ = init  # type: ignore[method-assign]
-    models.Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign,assignment]
-    models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
+    patch_fifo_receives()
 
 
 def _exit_now(signum: int, frame: Any) -> None:

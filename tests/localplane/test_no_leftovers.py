@@ -112,7 +112,8 @@ def stop(signum, frame):
     out.with_suffix('.term').write_text('terminated')
     sys.exit(7)
 signal.signal(signal.SIGTERM, stop)
-out.write_text(str(os.getpid()))
+out.with_suffix('.tmp').write_text(str(os.getpid()))
+out.with_suffix('.tmp').rename(out)  # whole: the test reads it as soon as it exists
 time.sleep(120)
 """
 

@@ -292,9 +292,7 @@ SCENARIOS = [
     pytest.param(scenario_renderer_crash, {"action": "download_media"}, id="crash-media", marks=SOAK),
     pytest.param(scenario_never_loading, {}, id="never-loading", marks=SOAK),
     pytest.param(scenario_sigterm_mid_job, {}, id="sigterm-mid-job", marks=FAST),
-    pytest.param(scenario_sigkill_mid_send, {}, id="sigkill-mid-send-restart", marks=[SOAK, pytest.mark.xfail(
-        reason="the local moto redelivers a FIFO group's later messages first after a visibility timeout "
-               "(docs/architecture.md, Known gaps); the per-creator order check fails on it, not on AWS")]),
+    pytest.param(scenario_sigkill_mid_send, {}, id="sigkill-mid-send-restart", marks=SOAK),
     pytest.param(scenario_breaker_open_past_visibility, {}, id="breaker-open-past-visibility", marks=SOAK),
 ]
 
