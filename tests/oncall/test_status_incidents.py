@@ -323,9 +323,13 @@ def write_journal(path: Path, records: list[dict[str, Any]]) -> None:
                                  **record}) + "\n")
 
 
-def test_status_console_edit_names_spec_drift_from_the_controller_journal(clean: Pipeline, tmp_path: Path) -> None:
+def test_status_console_edit_names_spec_drift_from_the_controller_journal(controller_stopped: Pipeline,
+                                                                          tmp_path: Path) -> None:
     """A boto3 "console edit"; the drift is found by the real reconciler (`huntazectl drift`) and journaled in the
-    operator's record format (controller/journal.py of issue 10) as its loop would, until that loop merges."""
+    operator's record format (controller/journal.py of issue 10) as its loop writes it in observe mode. The local
+    controller service (enforce mode) is stopped meanwhile: its cycle would otherwise race the edit, correct it
+    and journal a correction that later tests' headlines would see."""
+    clean = controller_stopped
     fifo = clean.urls["huntaze-hybrid-workflows.fifo"]
     client("sqs").set_queue_attributes(QueueUrl=fifo, Attributes={"VisibilityTimeout": "30"})
     try:
