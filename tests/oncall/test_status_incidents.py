@@ -30,6 +30,7 @@ from localplane.stack import LocalStack
 from .conftest import REPO, wait_until
 
 SERVICE = "huntaze-onlyfans-scraper"
+CONTROLLER = "huntaze-controller"
 CLUSTER = "huntaze"
 RESOURCE_ID = f"service/{CLUSTER}/{SERVICE}"
 
@@ -89,6 +90,42 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 def clean(pipeline: Pipeline) -> Iterator[Pipeline]:
     yield pipeline
     pipeline.purge()
+
+
+@pytest.fixture
+def controller_stopped(clean: Pipeline) -> Iterator[Pipeline]:
+    """The controller's ECS service scaled to 0 for the test, and back to 1 after it (once the test has put its
+    staged change back, so the controller finds nothing to correct).
+
+    The local stack runs `huntazectl controller` in enforce mode, as the account does: it corrects a hand edit
+    within one cycle, before status can see the incident it causes. A hand edit only persists while nothing
+    enforces the spec, which is what this stages (the controller stopped, as on-call may well find it). A cycle
+    in progress when the service is scaled down may restore its own desired count: then it is scaled down again.
+    """
+    ecs = client("ecs")
+    runner = next(r for r in clean.plane.services.values() if r.service == CONTROLLER)
+
+    def desired() -> int:
+        return int(ecs.describe_services(cluster=CLUSTER, services=[CONTROLLER])["services"][0]["desiredCount"])
+
+    def stopped() -> bool:
+        if desired() != 0:
+            ecs.update_service(cluster=CLUSTER, service=CONTROLLER, desiredCount=0)
+            return False
+        return not runner.processes()
+
+    wait_until(stopped, 120, "the controller service to stop", poll_s=1)
+    try:
+        yield clean
+    finally:
+        restarted = datetime.now(UTC)
+        ecs.update_service(cluster=CLUSTER, service=CONTROLLER, desiredCount=1)
+
+        def cycled() -> bool:  # its first cycle is over: the next test does not race a fresh controller
+            at = (status()["controller"].get("last_cycle") or {}).get("at")
+            return bool(runner.processes()) and at is not None and datetime.fromisoformat(at) >= restarted
+
+        wait_until(cycled, 240, "the controller's first cycle after its restart", poll_s=2)
 
 
 def status(*extra: str) -> dict[str, Any]:
@@ -209,44 +246,49 @@ def test_status_breaker_open_after_429s_names_breaker_and_when_it_closes(clean: 
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(strict=False, reason=(
-    "the local stack now also runs the controller service (enforce mode), which journals and corrects this "
-    "staged hand edit; the test was written before it ran there (issue 11 stays open)"))
-def test_status_bad_env_value_in_task_definition_names_the_crash_loop(clean: Pipeline) -> None:
-    ecs = client("ecs")
+def test_status_bad_env_value_in_task_definition_names_the_crash_loop(controller_stopped: Pipeline) -> None:
+    """A hand-registered revision with one bad environment value, put on the service while the controller is
+    stopped: the tasks exit at start, and status names the crash loop, the variable, and `huntazectl diff` (which
+    shows the hand edit against the spec)."""
+    clean, ecs = controller_stopped, client("ecs")
     current = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
     spec = ecs.describe_task_definition(taskDefinition=current)["taskDefinition"]
     container = spec["containerDefinitions"][0]
     container["environment"] = [e if e["name"] != "HUNTAZE_CONCURRENCY" else {"name": e["name"], "value": "many"}
                                 for e in container["environment"]]
     keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "cpu", "memory",
-            "requiresCompatibilities")
+            "requiresCompatibilities", "runtimePlatform")
     bad = ecs.register_task_definition(**{k: spec[k] for k in keep if spec.get(k)})["taskDefinition"]
     ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad["taskDefinitionArn"])
+    scraper = next(r for r in clean.plane.services.values() if r.service == SERVICE)
     try:
         def exits() -> int:
             stops = status()["scraper"].get("recent_stops", [])
-            return sum(1 for s in stops if "exit code" in s["reason"] and "code 0)" not in s["reason"])
+            return sum(1 for s in stops if "exit code" in s["reason"] and "code 0)" not in s["reason"]
+                       and s["task_definition"] == bad["taskDefinitionArn"].rsplit("/", 1)[-1])
 
         wait_until(lambda: exits() >= 2, 90, "two task exits", poll_s=1)
-        head = headline(status())
-        assert head["rule"] == "scraper_crash_loop"
-        assert "HUNTAZE_CONCURRENCY" in head["cause"], head
+        data = status()
+        head = headline(data)
+        assert head["rule"] == "scraper_crash_loop", data["diagnosis"]
+        assert "HUNTAZE_CONCURRENCY" in head["cause"] and "'many'" in head["cause"], head
+        assert "task exits" in head["evidence"] and bad["taskDefinitionArn"].rsplit("/", 1)[-1] in head["evidence"]
         assert head["next"].startswith("huntazectl diff")
-    finally:
+    finally:  # as on-call would: the service back on the good revision, the bad one deregistered
         ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=current)
-        wait_until(lambda: status()["scraper"].get("running") == 1 and all(
-            t.task_definition == current for s in clean.plane.services.values() for t in s.tasks), 90,
-            "the good revision to run again", poll_s=1)
+        ecs.deregister_task_definition(taskDefinition=bad["taskDefinitionArn"])
+        wait_until(lambda: status()["scraper"].get("running") == 1 and bool(scraper.tasks) and all(
+            t.task_definition == current for t in scraper.tasks), 90, "the good revision to run again", poll_s=1)
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(strict=False, reason=(
-    "the local stack now also runs the controller service (enforce mode), which journals and corrects this "
-    "staged hand edit; the test was written before it ran there (issue 11 stays open)"))
-def test_status_workers_missing_names_backlog_workers_not_the_limit(clean: Pipeline) -> None:
+def test_status_workers_missing_names_backlog_workers_not_the_limit(controller_stopped: Pipeline) -> None:
+    """The scraper scaled to zero by hand (its scalable target too, or the autoscaler would add a task back) while
+    the controller is stopped: a job waits in the FIFO queue, and status blames the missing workers, not the
+    limit; the queue-age alarm fires on the same data."""
+    clean = controller_stopped
     aas, ecs = client("application-autoscaling"), client("ecs")
-    target = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"][0]
+    target = aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[RESOURCE_ID])["ScalableTargets"][0]
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=RESOURCE_ID,
                                  ScalableDimension="ecs:service:DesiredCount", MinCapacity=0, MaxCapacity=0)
     ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
@@ -281,9 +323,13 @@ def write_journal(path: Path, records: list[dict[str, Any]]) -> None:
                                  **record}) + "\n")
 
 
-def test_status_console_edit_names_spec_drift_from_the_controller_journal(clean: Pipeline, tmp_path: Path) -> None:
+def test_status_console_edit_names_spec_drift_from_the_controller_journal(controller_stopped: Pipeline,
+                                                                          tmp_path: Path) -> None:
     """A boto3 "console edit"; the drift is found by the real reconciler (`huntazectl drift`) and journaled in the
-    operator's record format (controller/journal.py of issue 10) as its loop would, until that loop merges."""
+    operator's record format (controller/journal.py of issue 10) as its loop writes it in observe mode. The local
+    controller service (enforce mode) is stopped meanwhile: its cycle would otherwise race the edit, correct it
+    and journal a correction that later tests' headlines would see."""
+    clean = controller_stopped
     fifo = clean.urls["huntaze-hybrid-workflows.fifo"]
     client("sqs").set_queue_attributes(QueueUrl=fifo, Attributes={"VisibilityTimeout": "30"})
     try:
