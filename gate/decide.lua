@@ -12,11 +12,10 @@
 -- ARGV[3]            settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
 -- ARGV[4]            admitted-state TTL (ms): how long an admitted job is remembered (duplicates stay harmless)
 -- ARGV[5]            stale (us): a waiting job whose slot passed this long ago no longer holds back its creator
--- ARGV[6]            order settle (us): a new job is not admitted before this long after its producer sent it
---                    (its order score), so that an earlier job of its creator, received by another invocation
---                    at about the same time, is registered first and goes first; a job that reaches the gate
---                    later than that (a backlog) does not wait (0: admit at once when its creator has no job
---                    in line)
+-- ARGV[6]            order settle (us): a new job is not admitted before the gate has known it this long, so
+--                    that an earlier job of its creator, received by another invocation at about the same time
+--                    (fresh jobs, or a backlog returning to both pollers at once), is registered first and goes
+--                    first (0: admit at once when its creator has no job in line)
 -- ARGV[7]            L, number of limits; then per limit: kind ('w' sliding | 'b' token bucket), N, W (us),
 --                    G (us): slack added between consecutive groups of N future slots, absorbing return lag
 -- ARGV[8+4L]         n, number of records; then per record: member (the job's stable identity) and its order
@@ -42,8 +41,8 @@
 --       set, scored by its producer's send time. A job is admitted only when it heads that set, and it stays
 --       at the head until the gate marks it forwarded (gate/limiter.py removes it then): one creator has at
 --       most one job between admission and forward, so two invocations never race one creator's sends. A new
---       job is not admitted before its send time + `order settle`, so that an earlier job of its creator
---       received by another invocation at about the same time takes its place in line first.
+--       job waits `order settle` before its first admission, so that an earlier job of its creator received
+--       by another invocation at about the same time takes its place in line first.
 --  (I5) memory lost (epoch missing): the epoch is set to now and no limit admits before epoch + W.
 
 local t = redis.call('TIME')
@@ -232,7 +231,7 @@ end
 
 local function new_job(base, member, score)
   if breaker_pttl ~= -2 then return 6, breaker_wait(), 0 end
-  local c, counts = new_slot(base, math.max(now, score + order_settle))
+  local c, counts = new_slot(base, now + order_settle)
   if c <= now and redis.call('EXISTS', KEYS[base + 2]) == 0 then
     admit(base, member, nil)
     enqueue(KEYS[base + 2], score, member, now + settle)

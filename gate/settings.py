@@ -22,14 +22,14 @@ reproduces the seed (10 jobs per 60 s, global). Environment variables:
   moment) is spent inside the invocation rather than by re-sending a delayed copy, so it costs no receive
   (default 5; the whole invocation holds at most ``HUNTAZE_RATE_HOLD_BUDGET_S``, default 12, below the 30 s
   function timeout). 0 turns holding off.
-- ``HUNTAZE_ORDER_SETTLE_MS``: a new job is not admitted before this long after the producer sent it (its SQS
-  SentTimestamp; default 2000), held inside the invocation: an earlier job of the same creator, received at
-  about the same time by another concurrent invocation, takes its place in the creator's line first, so one
-  creator's jobs go in the order the producer sent them. It must exceed the time from send to the gate's first
-  decision: keep the event source mapping's batching window at 0 (a poller holding records for a window hides
-  them from the other poller's invocation). A job from a backlog, older than this, does not wait. Capped by
-  ``HUNTAZE_RATE_HOLD_MAX_S`` (no holding, no settle). 0 turns it off: jobs go in the order the gate first
-  decides them.
+- ``HUNTAZE_ORDER_SETTLE_MS``: a new job is not admitted before the gate has known it this long (default
+  1000), held inside the invocation: an earlier job of the same creator, received at about the same time by
+  another concurrent invocation, takes its place in the creator's line first, so one creator's jobs go in the
+  order the producer sent them (by SQS SentTimestamp). It counts from the gate's first sight, not the send
+  time: a backlog that returns to both pollers at once (after a visibility timeout) needs it as much as fresh
+  jobs do. Keep the event source mapping's batching window at 0: a poller holding records for a window hides
+  them from the other poller's invocation for longer than this. Capped by ``HUNTAZE_RATE_HOLD_MAX_S`` (no
+  holding, no settle). 0 turns it off: jobs go in the order the gate first decides them.
 - ``HUNTAZE_GATE_FAIL_OPEN``: DANGEROUS, default ``false``. When Redis is unreachable the gate defers every job
   (fail closed) so the upstream limit is never exceeded. ``true`` forwards jobs unlimited while Redis is down:
   the target platform may then throttle or ban the accounts. Use only in an incident, deliberately.
@@ -116,7 +116,7 @@ class GateSettings(HuntazeSettings):
     rate_slot_guard_ms: int = Field(1000, ge=0, le=60_000)
     rate_hold_max_s: float = Field(5.0, ge=0, le=60)
     rate_hold_budget_s: float = Field(12.0, ge=0, le=600)
-    order_settle_ms: int = Field(2000, ge=0, le=10_000)
+    order_settle_ms: int = Field(1000, ge=0, le=10_000)
     gate_fail_open: bool = False
     redis_auth_secret_id: str | None = Field(None, min_length=1)
     redis_connect_timeout_s: float = Field(0.5, gt=0, le=30)

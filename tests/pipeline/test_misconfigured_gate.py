@@ -18,8 +18,8 @@ import pytest
 from common.aws import client
 from tests.helpers.pipeline import running_pipeline
 
-# Issue 8, open: Lambda's two concurrent pollers (the local mapping runner now honours maximumConcurrency) let two
-# gate invocations forward one creator's jobs out of the producer's order; the invariants check that order.
+# The invariants include per-creator order: after the fix the whole backlog returns to both pollers at once,
+# the case the gate's first-sight order settle exists for (docs/architecture.md, I4).
 
 
 FUNCTION = "huntaze-rate-limiter"
