@@ -19,9 +19,9 @@ import pytest
 from tests.helpers.invariants import max_in_any_window
 from tests.helpers.pipeline import LoadProfile, Pipeline, running_pipeline, scaled
 
-# Issue 8, open: Lambda's two concurrent pollers (the local mapping runner now honours maximumConcurrency) let two
-# gate invocations forward one creator's jobs out of the producer's order; the invariants check that order.
-ORDER_GAP = "issue 8 open: per-creator order across concurrent gate invocations"
+TOO_LONG_FOR_CI = pytest.mark.skipif(not os.environ.get("HUNTAZE_LONG_SOAK"), reason=(
+    "15-25 min each, beyond CI's 90 min with the rest of the soak suite; run by hand: "
+    "HUNTAZE_LONG_SOAK=1 pytest -q -m soak tests/pipeline/test_load_scale.py (issue 13)"))
 
 
 WORKFLOWS = "huntaze-hybrid-workflows.fifo"
@@ -44,7 +44,7 @@ def burst_jobs(pipe: Pipeline, creators: int, per_creator: int) -> list[list[obj
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(strict=False, run=False, reason=ORDER_GAP + "; not run in CI until it is fixed (15-25 min each)")
+@TOO_LONG_FOR_CI
 @pytest.mark.timeout(1500)
 def test_burst_of_500_across_50_creators_scales_out_completes_every_job_and_scales_in(tmp_path: Path) -> None:
     # Per-creator limits with a higher global one (the design's way to grow): each creator's 10 jobs fit one of
@@ -76,7 +76,7 @@ def test_burst_of_500_across_50_creators_scales_out_completes_every_job_and_scal
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(strict=False, run=False, reason=ORDER_GAP + "; not run in CI until it is fixed (15-25 min each)")
+@TOO_LONG_FOR_CI
 @pytest.mark.timeout(900)
 def test_steady_load_at_the_limit_never_exceeds_it_and_queue_wait_stays_bounded(tmp_path: Path) -> None:
     profile = LoadProfile(limits="global=10/60s")  # the seed's hard limit, time-scaled
