@@ -12,6 +12,10 @@ import hashlib
 
 from common.contract import Job
 
+# The message attribute carrying a job's place in its creator's order: the producer's enqueue time (us), kept
+# by the gate across deferrals (common.producer sets it, gate.records reads it).
+FIRST_SEEN_ATTR = "first_seen"
+
 
 def message_identity(job: Job, origin_message_id: str) -> str:
     if job.metadata.correlation_id:

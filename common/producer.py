@@ -6,6 +6,11 @@ scraper treat the copy as the same job (at-least-once sending, exactly-once effe
 SendMessageBatch (at most 10 entries and 256 KiB per call); entries SQS refuses for a transient reason are
 retried with backoff, and what still fails is raised as `EnqueueError` naming each job.
 
+Per-creator order: SQS gives every message of one SendMessageBatch the same SentTimestamp, so the send time
+alone cannot order a creator's jobs sent together. Each message therefore carries ``first_seen``, its enqueue
+time in microseconds, strictly increasing within a producer; the gate orders a creator's jobs by it
+(`gate.records`, decide.lua I4).
+
     from common.producer import enqueue, Producer
     enqueue({"action": "get_messages", "creator_id": "c1", "user_id": "u1", "timestamp": "..."})
     with Producer() as producer:          # streaming: buffers, sends a batch every 10 jobs, flushes on exit
@@ -19,11 +24,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 from common.aws import client
 from common.contract import SQS_MAX_BODY_BYTES, ContractError, Job
+from common.identity import FIRST_SEEN_ATTR
 
 INGRESS_QUEUE = "huntaze-rate-limiter-queue"
 MAX_BATCH_ENTRIES = 10
@@ -77,15 +84,18 @@ class Producer:
     queue_name: str = INGRESS_QUEUE
     sent: list[str] = field(default_factory=list)  # correlation ids queued so far, in send order
     message_ids: dict[str, str] = field(default_factory=dict)  # correlation id -> SQS MessageId (origin id)
-    _buffer: list[tuple[Job, str]] = field(default_factory=list)
+    _buffer: list[tuple[Job, str, str]] = field(default_factory=list)  # job, body, first_seen
+    _last_us: int = 0
 
     def enqueue(self, job: Job | Mapping[str, Any]) -> str:
         """Validate and buffer one job; sends a batch when 10 are buffered. Returns its correlation id."""
         ready = prepare(job)
         body = ready.to_body()
-        if sum(len(b) for _, b in self._buffer) + len(body) > SQS_MAX_BODY_BYTES:
+        if sum(len(b) + 64 for _, b, _ in self._buffer) + len(body) + 64 > SQS_MAX_BODY_BYTES:
             self.flush()
-        self._buffer.append((ready, body))
+        self._last_us = max(time.time_ns() // 1000, self._last_us + 1)
+        stamp = datetime.fromtimestamp(self._last_us // 1_000_000, UTC).replace(microsecond=self._last_us % 1_000_000)
+        self._buffer.append((ready, body, stamp.isoformat(timespec="microseconds")))
         if len(self._buffer) >= MAX_BATCH_ENTRIES:
             self.flush()
         return str(ready.metadata.correlation_id)
@@ -95,21 +105,24 @@ class Producer:
         if batch:
             self._send(batch)
 
-    def _send(self, batch: list[tuple[Job, str]]) -> None:
+    def _send(self, batch: list[tuple[Job, str, str]]) -> None:
         sqs = client("sqs")
         url = self.url or queue_url(self.queue_name)
         self.url = url
-        pending = {str(i): (job, body) for i, (job, body) in enumerate(batch)}
+        pending = {str(i): entry for i, entry in enumerate(batch)}
         reasons: dict[str, str] = {}
         for attempt in range(MAX_ATTEMPTS):
             reply = sqs.send_message_batch(
-                QueueUrl=url, Entries=[{"Id": i, "MessageBody": body} for i, (_, body) in pending.items()]
+                QueueUrl=url, Entries=[
+                    {"Id": i, "MessageBody": body,
+                     "MessageAttributes": {FIRST_SEEN_ATTR: {"DataType": "String", "StringValue": seen}}}
+                    for i, (_, body, seen) in pending.items()]
             )
             for ok in reply.get("Successful", []):
                 cid = str(pending.pop(ok["Id"])[0].metadata.correlation_id)
                 self.sent.append(cid)
                 self.message_ids[cid] = str(ok["MessageId"])
-            retry: dict[str, tuple[Job, str]] = {}
+            retry: dict[str, tuple[Job, str, str]] = {}
             for bad in reply.get("Failed", []):
                 job = pending[bad["Id"]][0]
                 reasons[str(job.metadata.correlation_id)] = f"{bad.get('Code')}: {bad.get('Message', '')}"

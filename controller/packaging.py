@@ -120,7 +120,7 @@ def gate_zip(
 ) -> LambdaZip:
     """The gate Lambda: `gate/`, the `common` modules it imports, and `gate/requirements.txt`."""
     common = REPO_ROOT / "common"
-    modules = ["settings.py", "aws.py", "contract.py", "identity.py", "jsonlog.py"]
+    modules = ["settings.py", "aws.py", "contract.py", "identity.py", "jsonlog.py", "redis_keys.py"]
     return build_lambda_zip(
         packages=[REPO_ROOT / "gate", *(common / m for m in modules)],
         requirements=REPO_ROOT / "gate" / "requirements.txt",

@@ -23,7 +23,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import aws
@@ -42,6 +42,7 @@ SQS_MAX_ATTEMPTS = 3
 # A wait this short (an earlier job of the same creator being sent, often by this very invocation) is always
 # spent here, even with holding off: a delayed copy would cost a receive and at least a second.
 INLINE_WAIT_S = 0.1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RESERVED = frozenset({Status.DEFERRED_RESERVED, Status.DEFERRED_EARLY, Status.WAITING})
 # The reason each decision gives in the seed's log line (and as the deferred copy's ``defer_reason``).
 _REASONS = {
@@ -205,9 +206,12 @@ def _request(job: Inbound) -> LimitRequest:
 def _epoch_us(moment: str) -> int:
     """The producer's send time (``first_seen``, carried across deferrals) in us; 0 if unreadable."""
     try:
-        return int(datetime.fromisoformat(moment).timestamp() * 1_000_000)
+        parsed = datetime.fromisoformat(moment)
     except ValueError:
         return 0
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return (parsed - _EPOCH) // timedelta(microseconds=1)  # exact: a float timestamp would round microseconds
 
 
 def _deferral(job: Inbound, decision: Decision) -> Outgoing:

@@ -26,12 +26,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.contract import Job
-from common.identity import deduplication_id
+from common.identity import FIRST_SEEN_ATTR, deduplication_id
 from gate.records import (
     DEFER_REASON_ATTR,
     DEFERRALS_ATTR,
     ERROR_ATTR,
-    FIRST_SEEN_ATTR,
     ORIGIN_ATTR,
     RESERVED_SLOT_ATTR,
     Inbound,

@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.contract import ContractError, FieldProblem, Job, parse_job
-from common.identity import message_identity
+from common.identity import FIRST_SEEN_ATTR, message_identity
 
 ORIGIN_ATTR = "origin_message_id"
 DEFERRALS_ATTR = "gate_deferrals"
-FIRST_SEEN_ATTR = "first_seen"
 RESERVED_SLOT_ATTR = "reserved_slot"
 DEFER_REASON_ATTR = "defer_reason"
 ERROR_ATTR = "error"

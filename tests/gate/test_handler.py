@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 import redis
 
 from common.identity import deduplication_id
+from common.producer import Producer
 from gate import handler as gate_handler
 from gate.limiter import BREAKER_OPEN_KEY
 from gate.telemetry import decision_message
@@ -261,3 +264,36 @@ def test_handler_breaker_open_or_redis_unreachable_says_so_in_the_seed_line(
         assert len(lines) == 1 and lines[0].endswith(f"reason: {reason}")
         parsed = SEED_QUERY.search(lines[0])
         assert parsed and parsed["allowed"] == "false" and int(parsed["retry"]) > 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_handler_one_creators_jobs_sent_in_one_batch_forwarded_in_enqueue_order(
+    queues: Queues, monkeypatch: pytest.MonkeyPatch, seed: int,
+) -> None:
+    """Messages of one SendMessageBatch often share a SentTimestamp (millisecond resolution); the producer's
+    first_seen attribute still orders them, whatever order they are received and decided in."""
+    monkeypatch.setenv("HUNTAZE_RATE_HOLD_MAX_S", "5")  # production holding: the order settle is on
+    gate_handler.reset()
+    texts = [f"message {i:02d}" for i in range(10)]
+    with Producer(url=queues.ingress) as producer:
+        for text in texts:
+            producer.enqueue(make_job(action="send_message", creator_id="creator-o", message_content=text,
+                                      metadata={"correlation_id": f"job-{uuid.uuid4().hex}"}))  # no order in ids
+    messages = receive_from_ingress_only(queues, len(texts))
+    for message in messages:  # the same millisecond for all, as a batch often gets (seen in the soak tests)
+        message["Attributes"]["SentTimestamp"] = messages[0]["Attributes"]["SentTimestamp"]
+    random.Random(seed).shuffle(messages)
+    assert invoke(queues, messages) == {"batchItemFailures": []}
+    forwarded = queues.drain(queues.workflows)
+    assert [json.loads(m["Body"])["message_content"] for m in forwarded] == texts
+
+
+def receive_from_ingress_only(queues: Queues, count: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    for _ in range(20):
+        if len(got) >= count:
+            break
+        got += queues.sqs.receive_message(QueueUrl=queues.ingress, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                          MessageAttributeNames=["All"], AttributeNames=["All"]).get("Messages", [])
+    assert len(got) == count
+    return got

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import zipfile
@@ -86,6 +87,17 @@ def test_gate_zip_holds_gate_common_and_arm64_wheels(tmp_path: Path) -> None:
             "aws_lambda_powertools"} <= tops
     assert not tops & FORBIDDEN_DISTRIBUTIONS
     assert "gate/decide.lua" in names and "gate/handler.py" in names
+    # Every `common` module the zipped code imports is in the zip (a missing one fails only in real Lambda:
+    # the local plane runs the gate from the repository).
+    imported = set()
+    for name in names:
+        if name.endswith(".py") and name.split("/", 1)[0] in ("gate", "common"):
+            for node in ast.walk(ast.parse(archive.read(name))):
+                if isinstance(node, ast.ImportFrom) and node.module == "common":
+                    imported |= {f"common/{a.name}.py" for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("common."):
+                    imported.add(node.module.replace(".", "/") + ".py")
+    assert imported and imported <= set(names), f"missing from the gate zip: {sorted(imported - set(names))}"
     assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n or n.startswith("tests/")]
     so_files = [n for n in names if n.startswith("pydantic_core/") and n.endswith(".so")]
     assert so_files and all("aarch64" in n and "cpython-312" in n for n in so_files)
