@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from controller.cli import main
+from controller.journal import JournalRecord
 from tests.operator.aws_proxy import Fault
 from tests.operator.conftest import INTERVAL_S, apply_stack, set_sqs_attr, sqs_attr, wait_until
 
@@ -59,20 +60,31 @@ def test_controller_rogue_writer_trips_the_guard_history_shows_why_resume_clears
     ctl = controllers("guarded", "--guard-flips", "3")
     wait_until(ctl.cycles, 60, "the first cycle")
     stop = threading.Event()
+    rogue_errors: list[str] = []
 
     def rogue() -> None:  # flips the field back every time the controller corrected it
         value = 100
         while not stop.is_set():
-            if sqs_attr("op-enforced", "VisibilityTimeout") == "60":
-                value += 1
-                set_sqs_attr("op-enforced", "VisibilityTimeout", str(value))
+            try:  # a slow moto answer must not end the rogue writer (an uncaught error would end the thread)
+                if sqs_attr("op-enforced", "VisibilityTimeout") == "60":
+                    value += 1
+                    set_sqs_attr("op-enforced", "VisibilityTimeout", str(value))
+            except Exception as exc:
+                rogue_errors.append(f"{type(exc).__name__}: {exc}")
             stop.wait(0.3)
+
+    def tripped() -> list[JournalRecord]:
+        return [r for r in ctl.records() if r.type == "guard" and r.action == "non-converging"]
 
     thread = threading.Thread(target=rogue, daemon=True)
     thread.start()
     try:
-        mark = wait_until(lambda: [r for r in ctl.records() if r.type == "guard" and r.action == "non-converging"],
-                          10 * INTERVAL_S + 30, "the guard to trip")[0]
+        try:
+            mark = wait_until(tripped, 15 * INTERVAL_S + 30, "the guard to trip")[0]
+        except AssertionError as exc:  # say what the controller saw, for the next reader of a CI log
+            seen = [(r.time, r.action, r.verdicts, r.error) for r in _records(ctl, "Queue/op-enforced")]
+            raise AssertionError(f"{exc}; op-enforced records {seen}; rogue errors {rogue_errors[-5:]}; "
+                                 f"cycles {len(ctl.cycles())}; controller log tail:\n{ctl.output()[-3000:]}") from None
         writes_at_mark = len([w for w in ctl.proxy.resource_writes() if "op-enforced" in w.body])
         set_sqs_attr("op-other", "VisibilityTimeout", "21")  # another resource is still reconciled
         wait_until(lambda: sqs_attr("op-other", "VisibilityTimeout") == "45", INTERVAL_S + 20, "op-other fixed")
