@@ -28,11 +28,9 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from pydantic import Field
 from redis.asyncio import Redis
 
 from common import redis_keys
-from common.settings import HuntazeSettings
 
 # KEYS[1] the platform log; ARGV: op ('take' | 'release'), member, N, W (us), hold (us: the job's deadline)
 # take -> {granted 1|0, wait_us}; release -> {1, 0}
@@ -60,19 +58,13 @@ POLL_S = 0.5
 _UNITS_S = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class PlatformSlotSettings(HuntazeSettings):
-    """``HUNTAZE_PLATFORM_LIMIT`` (``N/W``); ``HUNTAZE_PLATFORM_LIMIT_NAME`` (default ``global``)."""
-
-    platform_limit: str | None = Field(None, pattern=r"^\s*\d+\s*/\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$")
-    platform_limit_name: str = Field("global", pattern=r"^[a-z0-9_:-]+$")
-
-    def parsed(self) -> tuple[int, float] | None:
-        """(N, W seconds), or None when no platform limit is set."""
-        if not self.platform_limit:
-            return None
-        count, window = (part.strip() for part in self.platform_limit.split("/"))
-        unit = window.lstrip("0123456789.")
-        return int(count), float(window[: len(window) - len(unit)]) * _UNITS_S[unit]
+def parse_limit(text: str | None) -> tuple[int, float] | None:
+    """``N/W`` (``HUNTAZE_PLATFORM_LIMIT``, validated by `scraper.settings`) -> (N, W seconds); None when unset."""
+    if not text or not text.strip():
+        return None
+    count, window = (part.strip() for part in text.split("/"))
+    unit = window.lstrip("0123456789.")
+    return int(count), float(window[: len(window) - len(unit)]) * _UNITS_S[unit.strip()]
 
 
 Heartbeat = Callable[[], Awaitable[None]]
@@ -128,11 +120,10 @@ class PlatformSlot:
                 await asyncio.shield(self.release(member))
 
 
-def from_environment(redis: Redis, hold_s: float, heartbeat_every_s: float) -> PlatformSlot | None:
-    """The platform slot configured by ``HUNTAZE_PLATFORM_LIMIT``, or None when it is not set."""
-    settings = PlatformSlotSettings()
-    parsed = settings.parsed()
+def from_settings(redis: Redis, limit: str | None, name: str, *, hold_s: float,
+                  heartbeat_every_s: float) -> PlatformSlot | None:
+    """The platform slot configured by ``HUNTAZE_PLATFORM_LIMIT`` (`ScraperSettings.platform_limit`), or None."""
+    parsed = parse_limit(limit)
     if parsed is None:
         return None
-    return PlatformSlot(redis, parsed[0], parsed[1], hold_s=hold_s, name=settings.platform_limit_name,
-                        heartbeat_every_s=heartbeat_every_s)
+    return PlatformSlot(redis, parsed[0], parsed[1], hold_s=hold_s, name=name, heartbeat_every_s=heartbeat_every_s)

@@ -31,6 +31,9 @@ Time budgets
   local overload, not on the platform.
 
 Circuit breaker (state in Redis at ``REDIS_URL``, shared with the gate)
+- ``HUNTAZE_PLATFORM_LIMIT`` (unset): ``N/W`` (``10/60s``, ``6/10``, ``5/500ms``), the hard limit taken again by each
+  task right before a job acts (`scraper.platform_slot`); set it to the gate's global limit. Unset: no platform
+  slot. ``HUNTAZE_PLATFORM_LIMIT_NAME`` (``global``): which shared limit.
 - ``HUNTAZE_BREAKER_THRESHOLD`` (5), ``HUNTAZE_BREAKER_OPEN_S`` (60), ``HUNTAZE_BREAKER_NAME`` (``onlyfans``).
 
 Browser
@@ -93,6 +96,9 @@ class ScraperSettings(HuntazeSettings):
     retry_base_s: float = Field(1.0, ge=0)
     max_rounds: int = Field(0, ge=0)
     overload_pressure_pct: float = Field(50.0, gt=0, le=100)
+
+    platform_limit: str | None = Field(None, pattern=r"^\s*\d+\s*/\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$")
+    platform_limit_name: str = Field("global", pattern=r"^[a-z0-9_:-]+$")
 
     breaker_name: str = Field("onlyfans", pattern=r"^[a-z0-9_-]+$")
     breaker_threshold: int = Field(5, ge=1)

@@ -107,8 +107,9 @@ class Worker:
         self.messages_received = 0  # deliveries: each one spends a receive of that message's budget
         self.health = HealthServer(settings.health_host, settings.health_port, self.problems, self.warnings)
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self.platform = platform_slot.from_environment(
-            self.redis, hold_s=settings.job_deadline_s + settings.visibility_margin_s,
+        self.platform = platform_slot.from_settings(
+            self.redis, settings.platform_limit, settings.platform_limit_name,
+            hold_s=settings.job_deadline_s + settings.visibility_margin_s,
             heartbeat_every_s=settings.heartbeat_interval_s)
         self._running: dict[str, float] = {}  # receipt handle -> monotonic start of the job running it
         self._group_tasks: set[asyncio.Task[None]] = set()

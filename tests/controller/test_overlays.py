@@ -13,6 +13,8 @@ from controller.model import ResourceKey
 from controller.specs import LoadOptions, load
 from controller.specs.overlays import apply_overlays
 from controller.specs.yamlsource import RawDocument, read_documents
+from gate.settings import parse_limits
+from scraper.platform_slot import parse_limit
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD = "kind: X\nmetadata: {name: x}\n"
@@ -107,3 +109,22 @@ def test_overlay_staging_and_production_pin_scraper_image_tag_by_variable(env: s
     assert yaml.safe_dump(dumped["secrets"]) == yaml.safe_dump(local_dumped["secrets"])
     with pytest.raises(Exception, match=r"unknown variable \$\{SCRAPER_IMAGE_TAG\}"):
         load(LoadOptions(paths, env, {k: v for k, v in variables.items() if k != "SCRAPER_IMAGE_TAG"}))
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "production"])
+def test_overlay_scraper_platform_limit_is_the_gates_global_limit_in_every_environment(env: str) -> None:
+    """The hard limit is kept twice (the gate paces, each scraper task takes a platform slot): one value. A platform
+    limit above the gate's would not hold the limit at the platform; one below would let the FIFO queue grow."""
+    variables = {"ENV": env, "AWS_REGION": "eu-west-1", "AWS_ACCOUNT_ID": "123456789012", "REDIS_URL": "rediss://r",
+                 "SITE_URL": "https://s", "PRIVATE_SUBNET_A": "subnet-a", "PRIVATE_SUBNET_B": "subnet-b",
+                 "SCRAPER_SECURITY_GROUP": "sg-1", "SCRAPER_IMAGE_TAG": "1.4.2"}
+    stack = load(LoadOptions([str(REPO / "manifests"), str(REPO / "ecs-specs")], env, variables))
+    gate = stack.get(ResourceKey(kind="Function", name="huntaze-rate-limiter"))
+    task = stack.get(ResourceKey(kind="TaskDefinition", name="huntaze-onlyfans-scraper"))
+    assert gate is not None and task is not None
+    [container] = task.spec.container_definitions  # type: ignore[union-attr]
+    platform = {e.name: e.value for e in container.environment}.get("HUNTAZE_PLATFORM_LIMIT")
+    [global_limit] = [s for s in parse_limits(gate.spec.environment["HUNTAZE_RATE_LIMITS"])  # type: ignore[union-attr]
+                      if s.scope == "global"]
+    assert platform is not None, f"{env}: the scraper task sets no HUNTAZE_PLATFORM_LIMIT"
+    assert parse_limit(str(platform)) == (global_limit.limit, global_limit.window_ms / 1000), (env, platform)

@@ -23,6 +23,7 @@ from localplane import demo
 from localplane.plane import LocalPlane
 from localplane.stack import LocalStack
 from standin.testing import chromium_pids
+from tests.helpers.invariants import max_in_any_window
 
 REPO = Path(__file__).resolve().parents[2]
 WINDOW_S = 10
@@ -81,6 +82,9 @@ def test_pipeline_jobs_end_with_results_in_order_once_each_at_the_limit(stack: L
     sent = [m for m in stack.site.state.messages() if m.text.startswith("creator_")]
     texts = [m.text for m in sent]
     assert len(texts) == len(set(texts)) == 12, "a send_message reached the platform twice, or not at all"
+    # The hard limit where the platform feels it (the scraper's platform slot), by the stand-in's arrival times.
+    most = max_in_any_window([m.received_at.timestamp() for m in sent], WINDOW_S)
+    assert most <= LIMIT, f"{most} sends reached the platform within one {WINDOW_S} s window (limit {LIMIT})"
     for creator in ("creator_a", "creator_b"):
         mine = [t for t in texts if t.startswith(creator)]
         assert mine == sorted(mine), f"{creator}'s messages arrived out of order: {mine}"

@@ -79,7 +79,7 @@ def test_flow_seed_20_at_once_gives_10_per_window_none_lost(
     print(f"20 jobs: admitted over {times[-1] - t0:.2f}s, receives per job {dict(Counter(pump.receives.values()))}")
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # about 60 s: outside the default suite's 15 min budget, run by .ci/run after it
 def test_flow_burst_of_500_all_forwarded_none_dead_lettered(
     queues: Queues, pump: Pump, fifo_collector: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

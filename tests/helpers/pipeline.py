@@ -72,10 +72,19 @@ class LoadProfile:
         windows = [_LIMIT.match(p.strip()) for p in self.limits.split(",")]
         return min(float(m.group(3)) for m in windows if m) / TIME_SCALE
 
+    @property
+    def platform_limit(self) -> str:
+        """The scaled global limit as the scraper's ``HUNTAZE_PLATFORM_LIMIT`` (``N/Wms``): the gate's, again."""
+        scoped = dict(part.split("=", 1) for part in scaled_limits(self.limits).split(","))
+        return scoped["global"]
+
     def overlay(self) -> str:
         docs = [
             {"apiVersion": "huntaze.io/v1", "kind": "Function", "metadata": {"name": "huntaze-rate-limiter"},
              "spec": {"environment": {"HUNTAZE_RATE_LIMITS": scaled_limits(self.limits)}}},
+            {"apiVersion": "huntaze.io/v1", "kind": "TaskDefinition", "metadata": {"name": "huntaze-onlyfans-scraper"},
+             "spec": {"containerDefinitions": [{"name": "playwright-scraper", "environment": [
+                 {"name": "HUNTAZE_PLATFORM_LIMIT", "value": self.platform_limit}]}]}},
             {"apiVersion": "huntaze.io/v1", "kind": "ScalingPolicy",
              "metadata": {"name": "huntaze-onlyfans-scraper-queue-depth"},
              "spec": {"minCapacity": 1, "maxCapacity": self.max_tasks, "targetTracking": {

@@ -12,7 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from scraper_testkit import Plane, job, wait_for
 
-from scraper.platform_slot import PlatformSlot, PlatformSlotSettings
+from scraper.platform_slot import PlatformSlot, parse_limit
+from scraper.settings import ScraperSettings
 
 
 async def redis_now(redis: Redis) -> float:
@@ -88,15 +89,30 @@ def test_platform_slot_jobs_started_never_exceed_limit_in_any_window(redis_url: 
         assert len(overlapping) <= n
 
 
+def _required_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"HUNTAZE_WORKFLOWS_QUEUE_URL": "http://127.0.0.1:9/q", "HUNTAZE_RESULTS_BUCKET": "b",
+                        "HUNTAZE_SITE_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.mark.parametrize(("text", "expected"), [("10/60s", (10, 60.0)), ("6/10", (6, 10.0)),
-                                                ("5/500ms", (5, 0.5)), (None, None)])
-def test_platform_slot_settings_parse_limit(text: str | None, expected: tuple[int, float] | None,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                                ("5/500ms", (5, 0.5)), (" 6 / 10 s ", (6, 10.0)), (None, None)])
+def test_platform_slot_limit_from_the_scraper_settings(text: str | None, expected: tuple[int, float] | None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _required_settings(monkeypatch)
     if text is None:
         monkeypatch.delenv("HUNTAZE_PLATFORM_LIMIT", raising=False)
     else:
         monkeypatch.setenv("HUNTAZE_PLATFORM_LIMIT", text)
-    assert PlatformSlotSettings().parsed() == expected
+    assert parse_limit(ScraperSettings().platform_limit) == expected
+
+
+def test_platform_slot_bad_limit_is_a_settings_error_naming_the_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _required_settings(monkeypatch)
+    monkeypatch.setenv("HUNTAZE_PLATFORM_LIMIT", "ten per minute")
+    with pytest.raises(ValueError, match="platform_limit"):
+        ScraperSettings()
 
 
 @pytest.mark.soak  # worker start-up on a loaded machine: about a minute
