@@ -123,3 +123,20 @@ def test_worker_shutdown_on_last_receive_dead_letters_with_reason_not_release(
     assert f"last allowed receive ({MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT})" in attributes["error"]
     assert worker.dead_lettered == 1
     assert plane.counts() == (0, 0) and plane.result_keys() == []
+
+
+def test_worker_same_job_as_two_messages_in_one_receive_acts_once(plane: Plane, standin: Any,
+                                                                  make_settings: Any) -> None:
+    """One job, two FIFO messages (a producer retry past the deduplication window: same correlation id, new
+    message), received together in one batch with a job of another creator between them: one send, one result,
+    nothing dead-lettered, the other creator's job done too."""
+    original = job("send_message", "twice", text="exactly once")
+    other = job("send_message", "bystander", text="bystander's")
+    plane.send(original)
+    plane.send(other)
+    plane.send(original)
+    worker = run_worker(make_settings(), until=lambda w: plane.counts() == (0, 0) and len(plane.result_keys()) == 2)
+    assert sorted(m.text for m in standin.state.messages()) == ["bystander's", "exactly once"]
+    assert len(plane.result_keys("results/twice/")) == 1
+    assert plane.dead_letters() == []
+    assert worker.dead_lettered == 0
