@@ -173,75 +173,7 @@ def collect_dead_letters(queues: list[QueueState]) -> dict[str, Any]:
     }
 
 
-# --- gate (Redis) --------------------------------------------------------------------------------------------------
-
-def _keys(prefix: str) -> dict[str, Any]:
-    """The shared key layout, defined once in `common.redis_keys` (versioned)."""
-    from common import redis_keys as k
-
-    return {"versioned": True, "breaker_open": k.breaker_open(), "breaker_state": k.breaker_state(),
-            "pending": None, "log": k.limit_log, "slots": k.limit_slots}
-
-
-def collect_gate(function_env: dict[str, str]) -> dict[str, Any]:
-    import redis
-
-    from gate.settings import parse_limits
-
-    url = os.environ.get("REDIS_URL") or function_env.get("REDIS_URL") or function_env.get("HUNTAZE_REDIS_URL")
-    out: dict[str, Any] = {"redis_reachable": False, "limits": [], "breaker": {"state": "unknown"}}
-    if not url:
-        out["redis_error"] = "no REDIS_URL (set it, or run where the gate's function configuration is readable)"
-        return out
-    extra: dict[str, Any] = {}
-    secret_id = function_env.get("HUNTAZE_REDIS_AUTH_SECRET_ID")
-    if secret_id and not os.environ.get("REDIS_URL"):  # the gate's own AUTH token, read as the gate reads it
-        try:
-            from gate.limiter import redis_auth_token
-
-            token = redis_auth_token(secret_id)
-        except Exception as exc:
-            out["redis_error"] = f"cannot read the AUTH token secret {secret_id}: {type(exc).__name__}"
-            return out
-        if token:
-            extra["password"] = token
-    r = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, retry_on_timeout=False, **extra)
-    keys = _keys(function_env.get("HUNTAZE_RATE_KEY_PREFIX", "rate_limit:onlyfans"))
-    try:
-        seconds, micros = r.time()
-        now_us = int(seconds) * 1_000_000 + int(micros)
-        out["redis_reachable"] = True
-        limits = parse_limits(function_env.get("HUNTAZE_RATE_LIMITS", "global=10/60s"))
-        for spec in limits:
-            if spec.scope.value != "global":
-                continue
-            w_us = spec.window_ms * 1000
-            used = int(r.zcount(keys["log"]("global"), now_us - w_us + 1, now_us))
-            reserved = int(r.zcount(keys["slots"]("global"), now_us + 1, "+inf")) if keys.get("slots") else \
-                int(r.zcount(keys["log"]("global"), now_us + 1, "+inf"))
-            out["limits"].append({"scope": spec.scope.value, "limit": spec.limit, "window_s": spec.window_ms / 1000,
-                                  "admitted_in_window": used, "reserved_ahead": reserved})
-        if keys["pending"]:
-            out["reservations_waiting"] = int(r.hlen(keys["pending"]))
-        pttl = int(r.pttl(keys["breaker_open"]))
-        state = {_text(k): _text(v) for k, v in r.hgetall(keys["breaker_state"]).items()}
-        if pttl > 0 or pttl == -1:
-            reason = r.get(keys["breaker_open"])
-            out["breaker"] = {"state": "open", "closes_in_s": round(pttl / 1000, 1) if pttl > 0 else None,
-                              "reason": _text(reason) if reason else state.get("reason", ""),
-                              "opens": int(state.get("opens", 0) or 0)}
-        else:
-            out["breaker"] = {"state": state.get("state", "closed") or "closed",
-                              "failures": int(state.get("failures", 0) or 0), "opens": int(state.get("opens", 0) or 0)}
-    except redis.RedisError as exc:
-        out["redis_error"] = f"{type(exc).__name__}: {_mask(str(exc))}"
-    finally:
-        r.close()
-    return out
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+# --- gate (Redis): controller.oncall.gate_state -------------------------------------------------------------
 
 
 def _mask(text: str) -> str:
@@ -390,6 +322,8 @@ def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = 
         return queues, metrics, dead
 
     def gate_side() -> dict[str, Any]:
+        from controller.oncall.gate_state import collect_gate
+
         return collect_gate(_section(snap, "gate_function", function_env) or {})
 
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="status") as pool:

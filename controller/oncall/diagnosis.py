@@ -139,11 +139,13 @@ def backlog_limit(s: Snapshot) -> Finding | None:
             if lim["admitted_in_window"] >= lim["limit"] or lim.get("reserved_ahead", 0) > 0]
     if not full or s.queue("workflows").get("depth", 0) > s.queue("ingress").get("delayed", 0):
         return None
-    lim = full[0]
+    # the fullest limit first (a scoped limit names its busiest value): that is the one holding jobs back
+    lim = max(full, key=lambda x: x["admitted_in_window"] / x["limit"])
+    scope = f"{lim['scope']} {lim['busiest']}" if lim.get("busiest") else lim["scope"]
     return Finding("backlog_rate_limit", "jobs are backing up because the rate limit is the bottleneck (working as "
                    "designed: the platform allows no more)",
                    f"{lim['admitted_in_window']}/{lim['limit']} admitted in the last {lim['window_s']:g}s "
-                   f"({lim['scope']}), {lim.get('reserved_ahead', 0)} slots reserved ahead; ingress "
+                   f"({scope}), {lim.get('reserved_ahead', 0)} slots reserved ahead; ingress "
                    f"{s.queue('ingress').get('depth', 0)} + {s.queue('ingress').get('delayed', 0)} deferred; FIFO "
                    f"{s.queue('workflows').get('depth', 0)}",
                    "huntazectl status --watch  # the backlog drains at the limit; raise HUNTAZE_RATE_LIMITS only if "
