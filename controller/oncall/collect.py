@@ -4,7 +4,9 @@ Called by `controller.commands.status` once per refresh (and by bench/oncall). R
 the full stack stays under about 25 AWS calls: one ListQueues and one GetQueueAttributes per queue, one
 DescribeAlarms, one GetMetricData for every rate and age, one ListServices/DescribeServices, two ListTasks and one
 DescribeTasks, one GetFunctionConfiguration, and a peek of up to 10 messages per DLQ (given back at once). Redis
-is read with a 0.5 s timeout. Every section records its own error instead of failing the screen.
+is read by `controller.oncall.gate_state` (0.5 s timeouts). The scraper's failure rate by error class comes from
+its ``scraping_failure_count`` metric (one per class, in the same GetMetricData). Every section records its own
+error instead of failing the screen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common.aws import client
+from common.contract import ErrorType
 from controller.oncall.queues import QueueState, dead_letter_pairs, pipeline_queues
 
 RUNBOOK_RE = re.compile(r"Runbook:\s*(\S+)")
@@ -28,6 +31,10 @@ AGE_PERIOD_S = 30  # the age shown is the newest 30 s period's maximum, not the 
 DLQ_SAMPLE = 10
 GATE_FUNCTION = "huntaze-rate-limiter"
 SCRAPER_NAMESPACE = "Huntaze/OnlyFans"
+# What scraper/metrics.py publishes per failed job (the controller does not import the scraper): the count under
+# dimensions Environment + ErrorType, one value of `common.contract.ErrorType` each.
+SCRAPER_FAILURES = "scraping_failure_count"
+ERROR_TYPE_DIMENSION = "ErrorType"
 JOURNAL_ENV = "HUNTAZE_JOURNAL"
 JOURNAL_WINDOW_S = 900
 STOPS_WINDOW_S = 900  # task stops older than this are not "recent" (where ECS reports stoppedAt; moto does not)
@@ -106,6 +113,8 @@ def collect_metrics(queues: list[QueueState], env: str) -> dict[str, float | Non
                 _stat("s_429", SCRAPER_NAMESPACE, "onlyfans_429_count", scraper, "Sum"),
                 _stat("s_5xx", SCRAPER_NAMESPACE, "onlyfans_5xx_count", scraper, "Sum"),
                 _stat("s_opens", SCRAPER_NAMESPACE, "circuit_breaker_open_count", scraper, "Sum")]
+    queries += [_stat(f"s_fail_{kind.value}", SCRAPER_NAMESPACE, SCRAPER_FAILURES,
+                      scraper | {ERROR_TYPE_DIMENSION: kind.value}, "Sum") for kind in ErrorType]
     fn = {"FunctionName": GATE_FUNCTION}
     queries += [_stat("l_inv", "AWS/Lambda", "Invocations", fn, "Sum"),
                 _stat("l_err", "AWS/Lambda", "Errors", fn, "Sum"),
@@ -213,9 +222,13 @@ def collect_scraper(cluster: str) -> dict[str, Any]:
 
 def scraper_rates(metrics: dict[str, float | None], dead: dict[str, Any]) -> dict[str, Any]:
     jobs, success = metrics.get("s_jobs"), metrics.get("s_success")
+    failures = {kind.value: int(n) for kind in ErrorType if (n := metrics.get(f"s_fail_{kind.value}"))}
+    by_class = {kind: round(100 * n / jobs, 1) for kind, n in failures.items()} if jobs else {}
     return {
         "jobs_per_min": None if jobs is None else round(jobs * 60 / RATE_WINDOW_S, 1),
         "failure_rate_pct": None if success is None else round(100 - success, 1),
+        "failures_by_class": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
+        "failure_rate_by_class_pct": dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
         "dead_lettered_by_class": dead.get("by_class", {}),
         "count_429": metrics.get("s_429") or 0, "count_5xx": metrics.get("s_5xx") or 0,
         "breaker_opens": metrics.get("s_opens") or 0,

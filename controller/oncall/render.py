@@ -39,8 +39,9 @@ def render(data: dict[str, Any]) -> Group:
     parts += _gate(data.get("gate", {}))
     s = data.get("scraper", {})
     parts.append(Text(f"Scraper: {s.get('running', '?')}/{s.get('desired', '?')} tasks; {_n(s.get('jobs_per_min'))} "
-                      f"jobs/min; failure rate {_n(s.get('failure_rate_pct'))}%; 429 {_n(s.get('count_429'))}, 5xx "
-                      f"{_n(s.get('count_5xx'))}; dead-lettered by class {s.get('dead_lettered_by_class') or {}}"))
+                      f"jobs/min; failure rate {_n(s.get('failure_rate_pct'))}%{_by_class(s)}; 429 "
+                      f"{_n(s.get('count_429'))}, 5xx {_n(s.get('count_5xx'))}; dead-lettered by class "
+                      f"{s.get('dead_lettered_by_class') or {}}"))
     for stop in s.get("recent_stops", [])[-3:]:
         parts.append(Text(f"  stopped {stop['task'][:12]}: {stop['reason']}"))
     c = data.get("controller", {})
@@ -81,3 +82,8 @@ def _gate(gate: dict[str, Any]) -> list[Any]:
     if memory.get("state") not in (None, "ok"):
         lines.append(Text(f"  limiter memory {memory['state']}: {memory.get('note')}", style="yellow"))
     return ([limits] if gate.get("limits") else [Text(f"Gate limits: {gate.get('limits_error') or 'no data'}")]) + lines
+
+
+def _by_class(scraper: dict[str, Any]) -> str:
+    rates = scraper.get("failure_rate_by_class_pct") or {}
+    return f" ({', '.join(f'{kind} {pct:g}%' for kind, pct in rates.items())})" if rates else ""
