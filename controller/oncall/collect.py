@@ -289,8 +289,8 @@ def collect_controller(env: str, journal: str | None) -> dict[str, Any]:
             failing.append({"resource": name, "error": r.get("error")})
         elif "paused" in verdicts:
             states["paused"] += 1
-        elif "drift" in verdicts:
-            states["drifted"] += 1
+        elif "drift" in verdicts:  # a corrected drift is in sync again: counted apart from a live one
+            states["corrected" if "corrected" in verdicts else "drifted"] += 1
             drifted.append({"resource": name, "fields": [c.get("field") for c in r.get("changes") or []],
                             "corrected": "corrected" in verdicts, "at": r.get("time")})
     guards = [r for r in records if r.get("type") == "guard" and r.get("action") == "non-converging"]

@@ -22,7 +22,8 @@ def render(data: dict[str, Any]) -> Group:
         parts.append(Text(f"  evidence: {head['evidence']}"))
         parts.append(Text(f"  next:     {head['next']}", style="bold"))
     for f in rest:
-        parts.append(Text(f"  also: {f['cause']}  ->  {f['next']}"))
+        label = "note" if f.get("kind") == "note" else "also"
+        parts.append(Text(f"  {label}: {f['cause']}  ->  {f['next']}", style="dim" if label == "note" else ""))
     alarms = data.get("alarms", {})
     firing = alarms.get("in_alarm", [])
     table = Table("ALARM", "SINCE", "VALUE", "THRESHOLD", "RUNBOOK", title=f"Alarms: {len(firing)} of "
