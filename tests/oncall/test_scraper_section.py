@@ -8,7 +8,9 @@ import io
 import json
 from typing import Any
 
+from common.contract import ErrorType
 from controller.cli import main as huntazectl
+from controller.oncall.collect import ERROR_CLASSES
 from scraper.metrics import Metrics
 
 
@@ -56,3 +58,7 @@ def test_status_scraper_without_failures_shows_no_class(aws: str, capsys: Any) -
     huntazectl(["status"])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Scraper:"))
     assert "failure rate 0%;" in line
+
+
+def test_status_reads_a_failure_count_for_every_error_class_of_the_contract() -> None:
+    assert set(ERROR_CLASSES) == {kind.value for kind in ErrorType}
