@@ -2,7 +2,10 @@
 
 Called by `controller.oncall.collect` once per refresh, with the gate function's environment (its
 ``REDIS_URL``, ``HUNTAZE_RATE_LIMITS``, ``HUNTAZE_RATE_ALGORITHM`` and AUTH secret, read as the gate reads
-them). Key names come from `common.redis_keys`; what each key means comes from `gate/decide.lua`:
+them). Key names come from `common.redis_keys`; what each key means comes from `gate/decide.lua`. The limits'
+format (``scope=N/W``, gate/settings.py) is parsed here rather than by importing the gate: the controller does
+not import the programs it deploys, and the gate's pydantic settings cost a cold `status` about 0.1 s (a test
+keeps both parsers equal).
 
 - a ``window`` limit is one sorted set per limit value (``huntaze:v3:limit:{scope}[:{value}]:slots``) holding
   real admissions and reserved slots, scored in us. What the limiter counts against N "now" is the entries in
@@ -21,6 +24,7 @@ unreachable, as the gate would treat it. One refresh costs about four round trip
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -31,13 +35,42 @@ from typing import Any
 import redis
 
 from common import redis_keys as keys
-from gate.settings import Algorithm, LimitSpec, Scope, parse_limits
 
 TIMEOUT_S = 0.5
 SCAN_COUNT = 2000  # keys Redis examines per SCAN round trip
 SCAN_ROUNDS = 10  # at most this many round trips per scoped limit; beyond, the scope is reported partial
 BUSIEST = 3  # values of a scoped limit shown, fullest first
 DEFAULT_LIMITS = "global=10/60s"
+SCOPES = ("global", "creator", "user", "action")
+WINDOW, TOKEN_BUCKET = "window", "token_bucket"
+_UNITS_MS = {"ms": 1, "s": 1000, "": 1000, "m": 60_000, "h": 3_600_000}
+_LIMIT_RE = re.compile(r"^\s*(\w+)\s*=\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+@dataclass(frozen=True)
+class LimitSpec:
+    """One of the gate's limits: at most `limit` admissions per `window_ms` for each value of `scope`."""
+
+    scope: str
+    limit: int
+    window_ms: int
+
+
+def parse_limits(text: str) -> tuple[LimitSpec, ...]:
+    """``global=10/60s,creator=3/1m`` -> limits, as gate.settings.parse_limits reads them; ValueError otherwise."""
+    specs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _LIMIT_RE.match(part)
+        if match is None or match.group(1) not in SCOPES:
+            raise ValueError(f"{part!r} is not scope=N/W with scope one of {list(SCOPES)} (e.g. global=10/60s)")
+        scope, count, window, unit = match.groups()
+        spec = LimitSpec(scope, int(count), round(float(window) * _UNITS_MS[unit or ""]))
+        if spec.limit < 1 or spec.window_ms < 1:
+            raise ValueError(f"{part!r}: N and W must be at least 1")
+        specs.append(spec)
+    if not specs or len({s.scope for s in specs}) != len(specs):
+        raise ValueError(f"{text!r}: at least one limit, each scope once")
+    return tuple(specs)
 
 
 @dataclass(frozen=True)
@@ -63,9 +96,7 @@ def connect(function_env: dict[str, str]) -> tuple[redis.Redis | None, str | Non
     secret_id = function_env.get("HUNTAZE_REDIS_AUTH_SECRET_ID")
     if secret_id and not os.environ.get("REDIS_URL"):
         try:
-            from gate.limiter import redis_auth_token
-
-            token = redis_auth_token(secret_id)
+            token = _auth_token(secret_id)
         except Exception as exc:
             return None, f"cannot read the AUTH token secret {secret_id}: {type(exc).__name__}"
         if token:
@@ -74,15 +105,26 @@ def connect(function_env: dict[str, str]) -> tuple[redis.Redis | None, str | Non
                                 retry_on_timeout=False, **extra), None
 
 
+def _auth_token(secret_id: str) -> str | None:
+    """The ``{"token": ...}`` secret the gate reads at cold start (gate.limiter.redis_auth_token); never shown."""
+    from common.aws import client
+
+    secret = client("secretsmanager").get_secret_value(SecretId=secret_id)
+    token = json.loads(secret["SecretString"]).get("token")
+    return str(token) if token else None
+
+
 def collect_gate(function_env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"redis_reachable": False, "limits": [], "breaker": {"state": "unknown"}}
+    algorithm = function_env.get("HUNTAZE_RATE_ALGORITHM") or WINDOW
     try:
         limits = parse_limits(function_env.get("HUNTAZE_RATE_LIMITS") or DEFAULT_LIMITS)
-        algorithm = Algorithm(function_env.get("HUNTAZE_RATE_ALGORITHM") or Algorithm.WINDOW.value)
+        if algorithm not in (WINDOW, TOKEN_BUCKET):
+            raise ValueError(f"HUNTAZE_RATE_ALGORITHM {algorithm!r} is not {WINDOW} or {TOKEN_BUCKET}")
     except ValueError as exc:
-        out["limits_error"] = f"the gate's HUNTAZE_RATE_LIMITS/ALGORITHM do not parse: {exc}"
-        limits, algorithm = (), Algorithm.WINDOW
-    out["algorithm"] = algorithm.value
+        out["limits_error"] = f"the gate's limiter settings do not parse: {exc}"
+        limits = ()
+    out["algorithm"] = algorithm
     r, why = connect(function_env)
     if r is None:
         out["redis_error"] = why
@@ -107,35 +149,35 @@ def _now_us(r: redis.Redis) -> int:
 
 # --- limits ------------------------------------------------------------------------------------------------------
 
-def read_limit(r: redis.Redis, spec: LimitSpec, algorithm: Algorithm, now_us: int) -> dict[str, Any]:
+def read_limit(r: redis.Redis, spec: LimitSpec, algorithm: str, now_us: int) -> dict[str, Any]:
     """One configured limit: for ``global`` its one key; for a scoped limit, its busiest values now."""
-    row: dict[str, Any] = {"scope": spec.scope.value, "limit": spec.limit, "window_s": spec.window_ms / 1000}
-    if spec.scope is Scope.GLOBAL:
+    row: dict[str, Any] = {"scope": spec.scope, "limit": spec.limit, "window_s": spec.window_ms / 1000}
+    if spec.scope == "global":
         values: dict[str | None, str] = {None: _key(algorithm, keys.limit_name("global"))}
         partial = False
     else:
         values, partial = _scan_values(r, spec.scope, algorithm)
-    reader = _window_usage if algorithm is Algorithm.WINDOW else _bucket_usage
+    reader = _window_usage if algorithm == WINDOW else _bucket_usage
     usages = reader(r, spec, values, now_us)
     active = [u for u in usages if u.taken or u.reserved_ahead]
     busiest = sorted(active, key=lambda u: (-u.taken, -u.reserved_ahead, u.value or ""))
     top = busiest[0] if busiest else Usage(None, 0, 0)
     row |= {"admitted_in_window": top.taken, "reserved_ahead": sum(u.reserved_ahead for u in usages),
             "frees_in_s": top.frees_in_s}
-    if spec.scope is not Scope.GLOBAL:
+    if spec.scope != "global":
         row |= {"busiest": top.value, "values_active": len(active),
                 "values_at_limit": sum(1 for u in active if u.taken >= spec.limit),
                 "top": [u.as_dict() for u in busiest[:BUSIEST]], "partial": partial}
     return row
 
 
-def _key(algorithm: Algorithm, name: str) -> str:
-    return keys.limit_slots(name) if algorithm is Algorithm.WINDOW else keys.limit_bucket(name)
+def _key(algorithm: str, name: str) -> str:
+    return keys.limit_slots(name) if algorithm == WINDOW else keys.limit_bucket(name)
 
 
-def _scan_values(r: redis.Redis, scope: Scope, algorithm: Algorithm) -> tuple[dict[str | None, str], bool]:
+def _scan_values(r: redis.Redis, scope: str, algorithm: str) -> tuple[dict[str | None, str], bool]:
     """{value: key} for the scope's keys (``creator:c1`` -> ``c1``), at most SCAN_ROUNDS round trips."""
-    probe = _key(algorithm, keys.limit_name(scope.value, "\0"))
+    probe = _key(algorithm, keys.limit_name(scope, "\0"))
     head, tail = probe.split("\0")
     pattern = _glob_escape(head) + "*" + _glob_escape(tail)
     found: dict[str | None, str] = {}

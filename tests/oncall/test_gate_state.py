@@ -20,12 +20,28 @@ import yaml
 
 from common.aws import client
 from controller.cli import main as huntazectl
+from controller.oncall import gate_state
 from controller.oncall.gate_state import collect_gate
 from gate.limiter import ALLOWED, Decision, Limiter, LimitRequest, Status
 from gate.settings import Algorithm, parse_limits
 from localplane.services import RedisServer
 
 from .conftest import REPO, wait_until
+
+
+@pytest.mark.parametrize("text", ["global=10/60s", "global=6/10s", "global=10/60s,creator=3/1m",
+                                  " user = 5 / 500ms , action=2/1.5h", "creator=1/2"])
+def test_gate_state_reads_limits_as_the_gate_parses_them(text: str) -> None:
+    ours = [(s.scope, s.limit, s.window_ms) for s in gate_state.parse_limits(text)]
+    assert ours == [(s.scope.value, s.limit, s.window_ms) for s in parse_limits(text)]
+
+
+@pytest.mark.parametrize("text", ["", "global=0/60s", "bogus=1/1s", "global=1/1s,global=2/2s", "global=10 per min"])
+def test_gate_state_rejects_limits_the_gate_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_limits(text)
+    with pytest.raises(ValueError):
+        gate_state.parse_limits(text)
 
 
 def job(n: int, creator: str, action: str = "scrape_profile") -> LimitRequest:
