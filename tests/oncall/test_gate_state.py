@@ -189,3 +189,20 @@ def test_status_shows_the_gate_limits_of_the_deployed_function(aws: str, redis_u
         huntazectl(["status"])
     table = out.getvalue()
     assert "Gate limits (window)" in table and "10 / 60s" in table
+
+
+def test_oncall_reads_the_gate_and_scraper_without_importing_them() -> None:
+    """The controller deploys the gate and the scraper and reads their state (Redis keys, metrics, DLQ
+    attributes) by their shared contracts in common/, never by importing them (STYLE: the programs do not import
+    each other); a cold `status` also stays clear of their settings models."""
+    import ast
+
+    files = [*(REPO / "controller" / "oncall").glob("*.py"),
+             *(REPO / "controller" / "commands" / name for name in ("status.py", "dlq.py"))]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("gate", "scraper")]
+    assert found == []
