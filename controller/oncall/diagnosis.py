@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from controller.oncall.collect import Snapshot
@@ -156,8 +157,6 @@ def drift_corrected(s: Snapshot) -> Finding | None:
 
 
 def _age_s(s: Snapshot, d: dict[str, Any]) -> float:
-    from datetime import datetime
-
     try:
         return max(0.0, (datetime.fromisoformat(s.at) - datetime.fromisoformat(str(d.get("at")))).total_seconds())
     except (TypeError, ValueError):
