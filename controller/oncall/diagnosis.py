@@ -74,7 +74,7 @@ def scraper_crash_loop(s: Snapshot) -> Finding | None:
 
 def breaker_open(s: Snapshot) -> Finding | None:
     breaker = s.gate.get("breaker", {})
-    if breaker.get("state") not in ("open", "half_open"):
+    if breaker.get("state") != "open":  # half-open: the gate forwards again while one probe job runs
         return None
     closes = breaker.get("closes_in_s")
     return Finding("breaker_open", "the circuit breaker is open after the platform answered 429/5xx: every job "

@@ -119,6 +119,13 @@ def test_diagnosis_corrected_drift_older_than_15_minutes_is_not_reported() -> No
     assert [f.rule for f in diagnose(healthy(controller=corrected_drift(seconds_ago=899)))][-1] == "drift_corrected"
 
 
+def test_diagnosis_half_open_breaker_is_not_reported_as_holding_every_job() -> None:
+    snap = live("breaker_open")
+    assert diagnose(snap)[0].rule == "breaker_open"
+    snap.gate = {**snap.gate, "breaker": {"state": "half_open", "opens": 1, "failures": 0}}
+    assert diagnose(snap)[0].rule == "healthy"
+
+
 def test_diagnosis_uncorrected_drift_stays_a_cause() -> None:
     found = diagnose(healthy(controller=corrected_drift(seconds_ago=30, corrected=False)))
     assert (found[0].rule, found[0].kind) == ("spec_drifted", "cause")
