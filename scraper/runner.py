@@ -366,7 +366,8 @@ class JobRunner:
             key = await self.store.put_result(ctx.job, result)
             ctx.message.stored_result = key
             await self.idempotency.mark_done(ctx.identity, key)
-            self.metrics.record_job(success=False, duration_ms=result.duration_ms)
+            self.metrics.record_job(success=False, duration_ms=result.duration_ms,
+                                    error_type=error.error_type.value)
             job_ended(log, "job failed", "failure", result.duration_ms, error_type=error.error_type.value,
                       error_message=str(error), result_key=key)
             return Outcome(Disposition.DELETE, reason=str(error), error_type=error.error_type.value)
@@ -403,7 +404,8 @@ class JobRunner:
         return base * max(self.settings.retry_base_s, 0.01)
 
     def _retry_later(self, ctx: JobContext, error: ScraperError, wait_s: float, counted: bool) -> Outcome:
-        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000)
+        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000,
+                                error_type=error.error_type.value)
         log.warning("job will run again", extra={
             "status": "retrying", "error": {"type": error.error_type.value, "message": str(error)[:500]},
             "wait_s": round(wait_s, 2), "rounds": ctx.message.rounds, "counted": counted})
@@ -411,7 +413,8 @@ class JobRunner:
                        error_type=error.error_type.value)
 
     def _dead_letter(self, ctx: JobContext, reason: str, error_type: ErrorType) -> Outcome:
-        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000)
+        self.metrics.record_job(success=False, duration_ms=(time.monotonic() - ctx.started) * 1000,
+                                error_type=error_type.value)
         # Per delivered message: a redriven job that fails again gets its own DLQ copy (FIFO dedup is 5 min).
         return Outcome(Disposition.DEAD_LETTER, error_type=error_type.value,
                        dedup_key=f"{ctx.identity}:{ctx.message.message_id}",

@@ -6,6 +6,9 @@ Starts the full local stack as `huntazectl up` does (moto, Redis, the stand-in, 
 manifests/ + ecs-specs/, the local plane running the gate and a scraper task), puts a little work in flight
 (poison jobs in the DLQ, valid jobs behind the limit), then prints:
 
+- cold status: ``huntazectl status -o json`` in a fresh Python process per round (``--cold-rounds``), as on-call
+  runs it: the whole process's wall time (interpreter start and imports included), the refresh's own time and
+  API calls as it reports them, and the import time of the status path (``python -X importtime``, top modules);
 - status refresh: wall time and AWS API calls per refresh (median, p90, max), interleaved with a naive peer
   that reads the same facts one call per fact (GetQueueUrl + GetQueueAttributes per queue, GetMetricStatistics
   per metric, as the console or the CLI would), in the same run on the same stack;
@@ -94,6 +97,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--lag-rounds", type=int, default=5)
     parser.add_argument("--tick", type=float, default=2.0)
+    parser.add_argument("--cold-rounds", type=int, default=5)
     args = parser.parse_args()
     os.environ["HUNTAZE_TIME_SCALE"] = "60"
     with tempfile.TemporaryDirectory(prefix="bench-oncall-") as tmp, LocalStack(Path(tmp) / "run") as stack:
@@ -112,6 +116,7 @@ def main() -> None:
         try:
             stage_work(stack)
             time.sleep(6)  # let the gate dead-letter and defer, and the plane publish a few ticks
+            cold(args.cold_rounds)
             ns = argparse.Namespace(env="local", cluster="huntaze", journal=None)
             ours_ms, ours_calls, peer_ms, peer_calls = [], [], [], []
             for _ in range(args.rounds):  # interleaved rounds: same stack, same moment
@@ -145,6 +150,37 @@ def main() -> None:
                   f"s {summary(lags)}")
         finally:
             plane.stop()
+
+
+def cold(rounds: int) -> None:
+    """Fresh processes, as on-call types the command: nothing imported, no client cached."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "controller", "status", "-o", "json"]
+    wall, refresh_ms, calls = [], [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+        wall.append((time.perf_counter() - started) * 1000)
+        data = json.loads(done.stdout)
+        refresh_ms.append(float(data["refresh_ms"]))
+        calls.append(float(data["api_calls"]))
+    print(f"cold status, fresh process each ({rounds} rounds, load {os.getloadavg()[0]:.1f}):")
+    print(f"  process wall ms: {summary(wall)}")
+    print(f"  refresh ms:      {summary(refresh_ms)}   (collect + diagnose, as reported; the rest is start-up)")
+    print(f"  API calls:       {summary(calls)}")
+    probe = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                            "import controller.cli, controller.commands.status, controller.oncall.collect, "
+                            "controller.oncall.diagnosis, controller.oncall.gate_state, common.aws, boto3"],
+                           cwd=REPO, capture_output=True, text=True, check=False)
+    rows = []
+    for line in probe.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    top = [(us, name) for us, name in rows if not name.startswith("  ")]
+    print(f"  imports of the status path: {sum(us for us, _ in top) / 1000:.0f} ms; top-level: " + ", ".join(
+        f"{name.strip()} {us / 1000:.0f}" for us, name in sorted(top, reverse=True)[:6]))
 
 
 def state(name: str) -> str:

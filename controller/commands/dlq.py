@@ -1,7 +1,8 @@
 """`huntazectl dlq list|show|redrive`: triage and redrive of both dead-letter queues (on-call).
 
-- ``list``: messages grouped by reason (``error_type`` / ``error``), creator and action, with counts, the oldest
-  and newest, and how many are valid under today's contract.
+- ``list``: messages per failure class (``error_type``, the scraper's error class; ``validation`` for the gate's
+  rejections), then grouped by reason (``error``), creator and action, with counts, the oldest and newest, and
+  how many are valid under today's contract.
 - ``show ID``: one message, its attributes and its job history (first seen, deferrals, receives, redrives).
 - ``redrive [--reason R] [--creator C] [--action A] [--limit N] [--dry-run]``: back to the queue the DLQ serves,
   with the job's identity kept; jobs still invalid are refused and counted by reason.
@@ -57,17 +58,26 @@ def run_list(args: argparse.Namespace) -> int:
 
     with dlq.read(_pairs(args)) as reading:
         rows = dlq.groups(reading.letters)
+        by_class = dlq.classes(reading.letters)
         unread = dict(reading.unread)
     if args.output == "json":
-        print(json.dumps({"groups": rows, "total": sum(r["count"] for r in rows), "unread": unread}, indent=2))
+        print(json.dumps({"by_class": by_class, "groups": rows, "total": sum(r["count"] for r in rows),
+                          "unread": unread}, indent=2))
         return 0
     from rich.table import Table
 
+    summary = Table("DLQ", "FAILURE CLASS", "COUNT", "CREATORS", "VALID NOW", "MOST COMMON REASON", "OLDEST",
+                    "NEWEST", title="By failure class", title_justify="left")
+    for c in by_class:
+        summary.add_row(c["dlq"], c["error_type"], str(c["count"]), str(c["creators"]), str(c["valid_today"]),
+                        c["top_reason"], c["oldest"] or "-", c["newest"] or "-")
     table = Table("DLQ", "REASON", "ERROR", "CREATOR", "ACTION", "COUNT", "VALID NOW", "OLDEST", "NEWEST")
     for r in rows:
         table.add_row(r["dlq"], r["error_type"], r["reason"], r["creator"], r["action"], str(r["count"]),
                       str(r["valid_today"]), r["oldest"] or "-", r["newest"] or "-")
     out = console()
+    if rows:
+        out.print(summary)
     out.print(table if rows else "no dead letters")
     for name, count in unread.items():
         out.print(f"{name}: {count} more message(s) could not be read now (FIFO groups held, or in flight); "

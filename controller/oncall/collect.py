@@ -4,7 +4,9 @@ Called by `controller.commands.status` once per refresh (and by bench/oncall). R
 the full stack stays under about 25 AWS calls: one ListQueues and one GetQueueAttributes per queue, one
 DescribeAlarms, one GetMetricData for every rate and age, one ListServices/DescribeServices, two ListTasks and one
 DescribeTasks, one GetFunctionConfiguration, and a peek of up to 10 messages per DLQ (given back at once). Redis
-is read with a 0.5 s timeout. Every section records its own error instead of failing the screen.
+is read by `controller.oncall.gate_state` (0.5 s timeouts). The scraper's failure rate by error class comes from
+its ``scraping_failure_count`` metric (one per class, in the same GetMetricData). Every section records its own
+error instead of failing the screen.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ AGE_PERIOD_S = 30  # the age shown is the newest 30 s period's maximum, not the 
 DLQ_SAMPLE = 10
 GATE_FUNCTION = "huntaze-rate-limiter"
 SCRAPER_NAMESPACE = "Huntaze/OnlyFans"
+# What scraper/metrics.py publishes per failed job (the controller does not import the scraper): the count under
+# dimensions Environment + ErrorType, one per value of `common.contract.ErrorType` (spelled out here, as importing
+# the contract's pydantic models costs a cold `status` about 0.1 s; a test keeps the two equal).
+SCRAPER_FAILURES = "scraping_failure_count"
+ERROR_TYPE_DIMENSION = "ErrorType"
+ERROR_CLASSES = ("network", "auth", "rate_limit", "validation", "unknown")
 JOURNAL_ENV = "HUNTAZE_JOURNAL"
 JOURNAL_WINDOW_S = 900
 STOPS_WINDOW_S = 900  # task stops older than this are not "recent" (where ECS reports stoppedAt; moto does not)
@@ -106,6 +114,8 @@ def collect_metrics(queues: list[QueueState], env: str) -> dict[str, float | Non
                 _stat("s_429", SCRAPER_NAMESPACE, "onlyfans_429_count", scraper, "Sum"),
                 _stat("s_5xx", SCRAPER_NAMESPACE, "onlyfans_5xx_count", scraper, "Sum"),
                 _stat("s_opens", SCRAPER_NAMESPACE, "circuit_breaker_open_count", scraper, "Sum")]
+    queries += [_stat(f"s_fail_{kind}", SCRAPER_NAMESPACE, SCRAPER_FAILURES, scraper | {ERROR_TYPE_DIMENSION: kind},
+                      "Sum") for kind in ERROR_CLASSES]
     fn = {"FunctionName": GATE_FUNCTION}
     queries += [_stat("l_inv", "AWS/Lambda", "Invocations", fn, "Sum"),
                 _stat("l_err", "AWS/Lambda", "Errors", fn, "Sum"),
@@ -173,75 +183,7 @@ def collect_dead_letters(queues: list[QueueState]) -> dict[str, Any]:
     }
 
 
-# --- gate (Redis) --------------------------------------------------------------------------------------------------
-
-def _keys(prefix: str) -> dict[str, Any]:
-    """The shared key layout, defined once in `common.redis_keys` (versioned)."""
-    from common import redis_keys as k
-
-    return {"versioned": True, "breaker_open": k.breaker_open(), "breaker_state": k.breaker_state(),
-            "pending": None, "log": k.limit_log, "slots": k.limit_slots}
-
-
-def collect_gate(function_env: dict[str, str]) -> dict[str, Any]:
-    import redis
-
-    from gate.settings import parse_limits
-
-    url = os.environ.get("REDIS_URL") or function_env.get("REDIS_URL") or function_env.get("HUNTAZE_REDIS_URL")
-    out: dict[str, Any] = {"redis_reachable": False, "limits": [], "breaker": {"state": "unknown"}}
-    if not url:
-        out["redis_error"] = "no REDIS_URL (set it, or run where the gate's function configuration is readable)"
-        return out
-    extra: dict[str, Any] = {}
-    secret_id = function_env.get("HUNTAZE_REDIS_AUTH_SECRET_ID")
-    if secret_id and not os.environ.get("REDIS_URL"):  # the gate's own AUTH token, read as the gate reads it
-        try:
-            from gate.limiter import redis_auth_token
-
-            token = redis_auth_token(secret_id)
-        except Exception as exc:
-            out["redis_error"] = f"cannot read the AUTH token secret {secret_id}: {type(exc).__name__}"
-            return out
-        if token:
-            extra["password"] = token
-    r = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, retry_on_timeout=False, **extra)
-    keys = _keys(function_env.get("HUNTAZE_RATE_KEY_PREFIX", "rate_limit:onlyfans"))
-    try:
-        seconds, micros = r.time()
-        now_us = int(seconds) * 1_000_000 + int(micros)
-        out["redis_reachable"] = True
-        limits = parse_limits(function_env.get("HUNTAZE_RATE_LIMITS", "global=10/60s"))
-        for spec in limits:
-            if spec.scope.value != "global":
-                continue
-            w_us = spec.window_ms * 1000
-            used = int(r.zcount(keys["log"]("global"), now_us - w_us + 1, now_us))
-            reserved = int(r.zcount(keys["slots"]("global"), now_us + 1, "+inf")) if keys.get("slots") else \
-                int(r.zcount(keys["log"]("global"), now_us + 1, "+inf"))
-            out["limits"].append({"scope": spec.scope.value, "limit": spec.limit, "window_s": spec.window_ms / 1000,
-                                  "admitted_in_window": used, "reserved_ahead": reserved})
-        if keys["pending"]:
-            out["reservations_waiting"] = int(r.hlen(keys["pending"]))
-        pttl = int(r.pttl(keys["breaker_open"]))
-        state = {_text(k): _text(v) for k, v in r.hgetall(keys["breaker_state"]).items()}
-        if pttl > 0 or pttl == -1:
-            reason = r.get(keys["breaker_open"])
-            out["breaker"] = {"state": "open", "closes_in_s": round(pttl / 1000, 1) if pttl > 0 else None,
-                              "reason": _text(reason) if reason else state.get("reason", ""),
-                              "opens": int(state.get("opens", 0) or 0)}
-        else:
-            out["breaker"] = {"state": state.get("state", "closed") or "closed",
-                              "failures": int(state.get("failures", 0) or 0), "opens": int(state.get("opens", 0) or 0)}
-    except redis.RedisError as exc:
-        out["redis_error"] = f"{type(exc).__name__}: {_mask(str(exc))}"
-    finally:
-        r.close()
-    return out
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+# --- gate (Redis): controller.oncall.gate_state -------------------------------------------------------------
 
 
 def _mask(text: str) -> str:
@@ -281,9 +223,13 @@ def collect_scraper(cluster: str) -> dict[str, Any]:
 
 def scraper_rates(metrics: dict[str, float | None], dead: dict[str, Any]) -> dict[str, Any]:
     jobs, success = metrics.get("s_jobs"), metrics.get("s_success")
+    failures = {kind: int(n) for kind in ERROR_CLASSES if (n := metrics.get(f"s_fail_{kind}"))}
+    by_class = {kind: round(100 * n / jobs, 1) for kind, n in failures.items()} if jobs else {}
     return {
         "jobs_per_min": None if jobs is None else round(jobs * 60 / RATE_WINDOW_S, 1),
         "failure_rate_pct": None if success is None else round(100 - success, 1),
+        "failures_by_class": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
+        "failure_rate_by_class_pct": dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
         "dead_lettered_by_class": dead.get("by_class", {}),
         "count_429": metrics.get("s_429") or 0, "count_5xx": metrics.get("s_5xx") or 0,
         "breaker_opens": metrics.get("s_opens") or 0,
@@ -344,8 +290,8 @@ def collect_controller(env: str, journal: str | None) -> dict[str, Any]:
             failing.append({"resource": name, "error": r.get("error")})
         elif "paused" in verdicts:
             states["paused"] += 1
-        elif "drift" in verdicts:
-            states["drifted"] += 1
+        elif "drift" in verdicts:  # a corrected drift is in sync again: counted apart from a live one
+            states["corrected" if "corrected" in verdicts else "drifted"] += 1
             drifted.append({"resource": name, "fields": [c.get("field") for c in r.get("changes") or []],
                             "corrected": "corrected" in verdicts, "at": r.get("time")})
     guards = [r for r in records if r.get("type") == "guard" and r.get("action") == "non-converging"]
@@ -390,6 +336,8 @@ def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = 
         return queues, metrics, dead
 
     def gate_side() -> dict[str, Any]:
+        from controller.oncall.gate_state import collect_gate
+
         return collect_gate(_section(snap, "gate_function", function_env) or {})
 
     with ThreadPoolExecutor(max_workers=5, thread_name_prefix="status") as pool:

@@ -1,14 +1,18 @@
 """The diagnosis line of `huntazectl status`: ONE table of rules, each naming a cause, its evidence and the next
 command, evaluated over a `controller.oncall.collect.Snapshot` (called by the status command and its tests).
 
-Rules are ordered most-specific first; every rule that holds is reported, the first is the headline. Thresholds
-are module constants so a test (or a reader) sees exactly what trips a rule.
+Rules are ordered most-specific first; every rule that holds is reported, the first is the headline. A rule is
+a live cause (``kind`` "cause": something is wrong now) or a note (``kind`` "note": something happened that is
+already put right, such as a hand edit the controller corrected). A note never outranks a cause: causes come
+first in table order, then notes; with no cause the headline is "healthy" and the notes follow it (exit 0).
+Thresholds are module constants so a test (or a reader) sees exactly what trips a rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from controller.oncall.collect import Snapshot
@@ -16,6 +20,10 @@ from controller.oncall.collect import Snapshot
 CRASH_LOOP_STOPS = 2  # task exits (non-zero) among the recent stops
 BACKLOG_JOBS = 1  # jobs waiting in a queue before "backing up" is considered
 MANIFESTS = "-f manifests -f ecs-specs"
+# A corrected drift is reported (as a note) while its journal record is this recent; the journal is read over the
+# same window (collect.JOURNAL_WINDOW_S), so a correction older than this is not shown at all.
+CORRECTED_NOTE_S = 900
+CAUSE, NOTE = "cause", "note"
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,7 @@ class Finding:
     cause: str
     evidence: str
     next: str  # the command to run next
+    kind: str = CAUSE  # CAUSE: wrong now; NOTE: already put right, shown below every cause
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -65,7 +74,7 @@ def scraper_crash_loop(s: Snapshot) -> Finding | None:
 
 def breaker_open(s: Snapshot) -> Finding | None:
     breaker = s.gate.get("breaker", {})
-    if breaker.get("state") not in ("open", "half_open"):
+    if breaker.get("state") != "open":  # half-open: the gate forwards again while one probe job runs
         return None
     closes = breaker.get("closes_in_s")
     return Finding("breaker_open", "the circuit breaker is open after the platform answered 429/5xx: every job "
@@ -115,16 +124,43 @@ def field_flipping(s: Snapshot) -> Finding | None:
                    f"resume {m.get('resource')}")
 
 
+def _fields(d: dict[str, Any]) -> str:
+    return ", ".join(f for f in d.get("fields", []) if f) or "a field"
+
+
 def spec_drifted(s: Snapshot) -> Finding | None:
-    drifted = s.controller.get("drifted") or []
-    if not drifted:
+    """A hand edit still live: the controller observed it and did not write it back (observe mode, paused)."""
+    live = [d for d in s.controller.get("drifted") or [] if not d.get("corrected")]
+    if not live:
         return None
-    d = drifted[-1]
-    fields = ", ".join(f for f in d.get("fields", []) if f) or "a field"
-    state = "corrected by the controller" if d.get("corrected") else "not corrected (observe mode or paused)"
-    return Finding("spec_drifted", f"{d['resource']} was changed by hand ({fields})",
-                   f"controller journal ({s.controller.get('source')}): drift at {d.get('at')}, {state}",
+    d = live[-1]
+    return Finding("spec_drifted", f"{d['resource']} was changed by hand ({_fields(d)})",
+                   f"controller journal ({s.controller.get('source')}): drift at {d.get('at')}, not corrected "
+                   "(observe mode or paused)",
                    f"huntazectl drift {MANIFESTS} --env {s.env}")
+
+
+def drift_corrected(s: Snapshot) -> Finding | None:
+    """A hand edit the controller already wrote back: a note for CORRECTED_NOTE_S, never the headline over a
+    live cause (the spec holds again; what it may have caused meanwhile shows up as its own cause)."""
+    recent = [d for d in s.controller.get("drifted") or [] if d.get("corrected") and _age_s(s, d) <= CORRECTED_NOTE_S]
+    if not recent:
+        return None
+    d = recent[-1]
+    more = f" (and {len(recent) - 1} other resource(s))" if len(recent) > 1 else ""
+    return Finding("drift_corrected", f"{d['resource']} was changed by hand ({_fields(d)}) and the controller "
+                   f"corrected it{more}",
+                   f"controller journal ({s.controller.get('source')}): corrected at {d.get('at')}, "
+                   f"{_age_s(s, d):.0f}s ago",
+                   f"huntazectl history --resource {d['resource']} --drift  # who edits it by hand?",
+                   kind=NOTE)
+
+
+def _age_s(s: Snapshot, d: dict[str, Any]) -> float:
+    try:
+        return max(0.0, (datetime.fromisoformat(s.at) - datetime.fromisoformat(str(d.get("at")))).total_seconds())
+    except (TypeError, ValueError):
+        return 0.0  # no time recorded: it is in the journal window, so recent
 
 
 def _backlog(s: Snapshot) -> int:
@@ -139,11 +175,13 @@ def backlog_limit(s: Snapshot) -> Finding | None:
             if lim["admitted_in_window"] >= lim["limit"] or lim.get("reserved_ahead", 0) > 0]
     if not full or s.queue("workflows").get("depth", 0) > s.queue("ingress").get("delayed", 0):
         return None
-    lim = full[0]
+    # the fullest limit first (a scoped limit names its busiest value): that is the one holding jobs back
+    lim = max(full, key=lambda x: x["admitted_in_window"] / x["limit"])
+    scope = f"{lim['scope']} {lim['busiest']}" if lim.get("busiest") else lim["scope"]
     return Finding("backlog_rate_limit", "jobs are backing up because the rate limit is the bottleneck (working as "
                    "designed: the platform allows no more)",
                    f"{lim['admitted_in_window']}/{lim['limit']} admitted in the last {lim['window_s']:g}s "
-                   f"({lim['scope']}), {lim.get('reserved_ahead', 0)} slots reserved ahead; ingress "
+                   f"({scope}), {lim.get('reserved_ahead', 0)} slots reserved ahead; ingress "
                    f"{s.queue('ingress').get('depth', 0)} + {s.queue('ingress').get('delayed', 0)} deferred; FIFO "
                    f"{s.queue('workflows').get('depth', 0)}",
                    "huntazectl status --watch  # the backlog drains at the limit; raise HUNTAZE_RATE_LIMITS only if "
@@ -174,7 +212,7 @@ def alarm_without_rule(s: Snapshot) -> Finding | None:
                    f"open the runbook: {a.get('runbook') or 'docs/runbook.md'}")
 
 
-# THE table: order is priority (root causes before their symptoms).
+# THE table: order is priority (root causes before their symptoms); notes (kind NOTE) always after every cause.
 RULES: tuple[Rule, ...] = (
     redis_unreachable,
     scraper_crash_loop,
@@ -186,10 +224,16 @@ RULES: tuple[Rule, ...] = (
     backlog_limit,  # before workers: jobs deferred at the gate while the FIFO stays short are the limit's doing
     backlog_workers,
     alarm_without_rule,
+    drift_corrected,  # a note: below every live cause, whatever its place here
 )
 
 
 def diagnose(snapshot: Snapshot) -> list[Finding]:
     found = [f for f in (rule(snapshot) for rule in RULES) if f is not None]
-    return found or [Finding("healthy", "healthy: no rule matched", "no alarm in ALARM, no backlog, no dead letters",
-                             "huntazectl status --watch")]
+    causes = [f for f in found if f.kind == CAUSE]
+    notes = [f for f in found if f.kind == NOTE]
+    if causes:
+        return causes + notes
+    healthy = Finding("healthy", "healthy: no rule matched" + (f" ({len(notes)} note(s) below)" if notes else ""),
+                      "no alarm in ALARM, no backlog, no dead letters", "huntazectl status --watch")
+    return [healthy, *notes]

@@ -236,6 +236,26 @@ def groups(letters: list[DeadLetter]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda g: (-g["count"], g["dlq"], g["reason"]))
 
 
+def classes(letters: list[DeadLetter]) -> list[dict[str, Any]]:
+    """Messages per DLQ and failure class (``error_type``: the scraper's error class, ``validation`` for the gate's
+    rejections, ``unexplained`` for SQS's own moves), with their oldest and newest, how many creators, the most
+    common reason, and the redrive command for the class. Largest class first."""
+    table: dict[tuple[str, str], list[DeadLetter]] = {}
+    for letter in letters:
+        table.setdefault((letter.pair.dlq.name, letter.error_type), []).append(letter)
+    out = []
+    for (dlq, error_type), members in table.items():
+        times = sorted(t for t in (m.dead_lettered_at for m in members) if t)
+        reason, _ = Counter(m.reason for m in members).most_common(1)[0]
+        out.append({
+            "dlq": dlq, "error_type": error_type, "count": len(members),
+            "creators": len({m.creator for m in members}), "top_reason": reason,
+            "oldest": times[0] if times else None, "newest": times[-1] if times else None,
+            "valid_today": sum(1 for m in members if m.invalid is None),
+        })
+    return sorted(out, key=lambda c: (-c["count"], c["dlq"], c["error_type"]))
+
+
 @dataclass(frozen=True)
 class Selection:
     reason: str | None = None  # matches error_type exactly or a substring of the error text

@@ -92,6 +92,16 @@ def test_dlq_list_groups_by_reason_creator_action_and_gives_every_message_back(
     assert by[(FIFO_DLQ, "network", "creator_a")]["count"] == 3
     assert by[(FIFO_DLQ, "auth", "creator_b")]["action"] == "send_message"
     assert by[(FIFO_DLQ, "network", "creator_a")]["oldest"] is not None
+    classes = {(c["dlq"], c["error_type"]): c for c in data["by_class"]}
+    assert {k: c["count"] for k, c in classes.items()} == {
+        (INGRESS_DLQ, "validation"): 4, (FIFO_DLQ, "network"): 3, (FIFO_DLQ, "auth"): 1}
+    assert data["by_class"][0]["error_type"] == "validation"  # largest class first
+    assert classes[(FIFO_DLQ, "network")]["top_reason"] == "HTTP 503 from the platform"
+    assert classes[(FIFO_DLQ, "network")]["creators"] == 1
+    capsys.readouterr()
+    assert huntazectl(["dlq", "list"]) == 0
+    table = capsys.readouterr().out
+    assert "By failure class" in table and "network" in table.split("By failure class")[1]
     assert depth(queues[INGRESS_DLQ]) == (4, 0)  # all visible again: nothing hidden behind a hold
     assert depth(queues[FIFO_DLQ]) == (4, 0)
     code, again = run_json(capsys, "list")  # and readable again at once, by the next person

@@ -470,3 +470,9 @@ def test_status_backlog_at_the_limit_names_the_rate_limit(pipeline: Pipeline) ->
     head = headline(data)
     assert head["rule"] == "backlog_rate_limit", data["diagnosis"]
     assert "/6 admitted in the last 10s" in head["evidence"]
+    (limit,) = data["gate"]["limits"]  # the local overlay's global=6/10s, as the gate's own limiter counts it
+    assert (limit["scope"], limit["limit"], limit["window_s"]) == ("global", 6, 10)
+    assert limit["admitted_in_window"] <= 6 and limit["reserved_ahead"] >= 1
+    # the backlog drains at the limit: its admissions show in the window (a gap between groups may read 0)
+    wait_until(lambda: 1 <= status()["gate"]["limits"][0]["admitted_in_window"] <= 6, 60,
+               "admissions in the gate's window", poll_s=0.5)

@@ -83,6 +83,8 @@ def test_policy_5xx_exhausted_rounds_dead_letter_with_reason_and_no_result(
     assert attributes["origin_message_id"] == origin and attributes["receive_count"] == "1"
     assert plane.counts() == (0, 0)
     assert plane.result_keys() == []  # a job in the DLQ has no result
+    # every failed round counts under its class (status shows the failure rate by class)
+    assert worker.metrics.totals["scraping_failure_count:network"] == MAX_RECEIVE_COUNT
 
 
 @pytest.mark.parametrize(("status", "error_type"), [(404, "validation"), (403, "auth")])
@@ -90,11 +92,12 @@ def test_policy_4xx_stores_failure_and_deletes(status: int, error_type: str, pla
                                                make_settings: Any) -> None:
     standin.set_faults(Faults(fail_creators={"gone": status}))
     plane.send(job("get_messages", "gone"))
-    run_worker(make_settings(), until=lambda w: plane.result_keys() != [] and plane.counts() == (0, 0),
+    worker = run_worker(make_settings(), until=lambda w: plane.result_keys() != [] and plane.counts() == (0, 0),
                timeout_s=30)
 
     result = plane.read_json(plane.result_keys()[0])
     assert (result["status"], result["error"]["type"]) == ("failure", error_type)
+    assert worker.metrics.totals[f"scraping_failure_count:{error_type}"] == 1  # status: failure rate by class
     assert _status_count(standin, status) == 1  # never retried
     assert plane.counts(plane.dlq_url) == (0, 0)
 
