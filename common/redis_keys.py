@@ -13,8 +13,8 @@ schemas keep separate windows: a deploy that changes `SCHEMA` must not run both 
 Layout (``v3`` = `SCHEMA`):
 
 - limiter, one sliding limit ("at most N in any W"), ``{limit}`` = ``scope`` or ``scope:value``:
-  ``huntaze:v3:limit:{limit}:slots`` (ZSET: reserved and taken slots, score = slot time in us),
-  ``huntaze:v3:limit:{limit}:log`` (ZSET: real admission times, at most N inside any W),
+  ``huntaze:v3:limit:{limit}:slots`` (ZSET, one per limit: real admission times, at most N inside any W, and
+  slots reserved ahead for deferred jobs; score = time in us, member = the job's identity),
   ``huntaze:v3:limit:{limit}:bucket`` (HASH: the seed's token bucket, when that algorithm is selected);
 - ``huntaze:v3:limit:epoch``: exists while Redis still holds the limiter's memory; missing = memory lost;
 - ``huntaze:v3:gate:tickets`` (counter), ``huntaze:v3:gate:job:{identity}`` (one job's state: reserved or
@@ -40,10 +40,6 @@ def limit_name(scope: str, value: str | None = None) -> str:
 
 def limit_slots(name: str) -> str:
     return f"{ROOT}:limit:{name}:slots"
-
-
-def limit_log(name: str) -> str:
-    return f"{ROOT}:limit:{name}:log"
 
 
 def limit_bucket(name: str) -> str:

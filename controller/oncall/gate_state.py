@@ -9,8 +9,7 @@ keeps both parsers equal).
 
 - a ``window`` limit is one sorted set per limit value (``huntaze:v3:limit:{scope}[:{value}]:slots``) holding
   real admissions and reserved slots, scored in us. What the limiter counts against N "now" is the entries in
-  (now - W, now]; entries after now are slots reserved for deferred jobs. (``...:log``, named in
-  `common.redis_keys`' layout, is not written by the gate: the one set holds both.)
+  (now - W, now]; entries after now are slots reserved for deferred jobs.
 - a ``token_bucket`` limit is a hash (``tokens``, ``timestamp``); tokens below zero are reserved slots.
 - the breaker's ``open`` key exists only while open (PTTL = time left); its ``state`` hash keeps the rest.
 - the limiter epoch: missing means Redis lost the limiter's memory; a non-zero value is when that was noticed,
