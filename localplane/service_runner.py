@@ -9,7 +9,7 @@ container's stopTimeout (ECS's 30 s default), then SIGKILL, exactly like ECS; cr
 A new task definition is rolled out like ECS's rolling update with ``maximumPercent`` room for one extra task:
 one new task is started, and once its container health check passes (the task definition's ``healthCheck``
 command, ``python -m scraper.healthcheck`` for the scraper, run with the task's environment; no health check:
-healthy once it is still running at the next sync), one old task is stopped (SIGTERM, stopTimeout), until only
+healthy once it has run for ``NO_CHECK_GRACE_S``), one old task is stopped (SIGTERM, stopTimeout), until only
 new tasks run. A new task that exits, or fails its check ``retries`` times in a row after ``startPeriod``,
 counts as a failure. The deployment circuit breaker (the service's ``deploymentConfiguration``, as
 DescribeServices returns it) trips after ECS's threshold of consecutive failures, half the desired count with a
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_COMMAND_LABEL = "huntaze.io/local-command"
 ECS_DEFAULT_STOP_TIMEOUT_S = 30
+# A container without a health check is good for ECS once RUNNING; a local process is "running" at once, so it
+# must still be alive this long (not time-scaled: a process does not start faster) to count as started.
+NO_CHECK_GRACE_S = 3.0
 
 
 def resolve_secret(value_from: str) -> str:
@@ -79,6 +82,7 @@ class Task:
     health: HealthCheck | None = None  # None: a task started without waiting for health (or with no check)
     healthy: bool = True
     stop_timeout_s: float = ECS_DEFAULT_STOP_TIMEOUT_S
+    started_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -244,8 +248,10 @@ class ServiceRunner:
         current.running_count, current.old_running_count = len(new), len(old)
 
     def _health(self, task: Task) -> bool | None:
-        if task.health is None:  # no health check: healthy once it survived until this sync (ECS: RUNNING)
-            return task.proc.poll() is None
+        if task.health is None:  # no health check: healthy once RUNNING for ECS; here, alive after a grace
+            if task.proc.poll() is not None:
+                return False
+            return True if time.monotonic() - task.started_at >= NO_CHECK_GRACE_S else None
         return task.health.probe(task.env)
 
     def _failed(self, current: Deployment) -> None:
