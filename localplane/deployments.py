@@ -2,12 +2,12 @@
 
 Moto keeps one ``deployments`` entry per service, made at CreateService and never changed afterwards (same task
 definition, ``rolloutState`` IN_PROGRESS forever, whatever UpdateService does; see docs/architecture.md), so the
-service runner (`localplane.service_runner`) records the deployments it carries out itself, in ECS's words:
-one JSON file per service, ``<run dir>/deployments/<cluster>--<service>.json``, next to the run's other state
+service runner (`localplane.service_runner`) records the deployments it carries out itself, in ECS's words: one JSON
+file per service, ``<run dir>/deployments/<cluster>--<service>.json``, next to the run's other state
 (``state.json``, the task logs). Each deployment has an id, its task definition and the one it replaces, a
-``rolloutState`` (IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK), the reason, the counts and the circuit
-breaker's settings and failures so far, and its times. The file is replaced atomically, so a reader never
-sees half of it.
+``rolloutState`` (IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK), the reason, the counts and the circuit breaker's
+settings and failures so far, the alarms it watches, and its times. The file is replaced atomically, so a reader
+never sees half of it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Deployment:
     desired_count: int
     circuit_breaker: dict[str, bool]  # {"enable": ..., "rollback": ...} as the service's deploymentConfiguration
     failure_threshold: int
+    alarms: dict[str, Any] = field(default_factory=dict)  # {"alarmNames": [...], "enable": ..., "rollback": ...}
     rollout_state: str = IN_PROGRESS
     rollout_state_reason: str = ""
     running_count: int = 0  # healthy tasks of this task definition

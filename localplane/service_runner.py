@@ -1,26 +1,28 @@
 """Keeps an ECS service's desired count of task processes running locally.
 
-Moto stores ECS services but runs no tasks, so `localplane.plane` gives each service a `ServiceRunner`. A task is
-a child process running the container's command from the checkout (the task definition's docker label
+Moto stores ECS services but runs no tasks, so `localplane.plane` gives each service a `ServiceRunner`. A task is a
+child process running the container's command from the checkout (the task definition's docker label
 ``huntaze.io/local-command``, default ``python -m scraper``) with the container's environment and its secrets
 resolved from Secrets Manager, as the ECS agent would inject them. Scale-in stops tasks with SIGTERM and the
 container's stopTimeout (ECS's 30 s default), then SIGKILL, exactly like ECS; crashed tasks are replaced.
 
-A new task definition is rolled out like ECS's rolling update with ``maximumPercent`` room for one extra task:
-one new task is started, and once its container health check passes (the task definition's ``healthCheck``
-command, ``python -m scraper.healthcheck`` for the scraper, run with the task's environment; no health check:
-healthy once it has run for ``NO_CHECK_GRACE_S``), one old task is stopped (SIGTERM, stopTimeout), until only
-new tasks run. A new task that exits, or fails its check ``retries`` times in a row after ``startPeriod``,
-counts as a failure. The deployment circuit breaker (the service's ``deploymentConfiguration``, as
-DescribeServices returns it) trips after ECS's threshold of consecutive failures, half the desired count with a
-minimum of 3 (`localplane.deployments.failure_threshold`; a healthy new task resets the count). With rollback
-enabled the runner points the service back at the last COMPLETED task definition (UpdateService, so moto shows
-it); the old tasks run on untouched throughout, so no job is lost. Without rollback the deployment is FAILED and
-no further new task is started until the next UpdateService. Health check intervals and the start period are
-divided by the plane's time scale (`localplane.alarms.time_scale`); the command's timeout is not (a command
-does not run faster). Each deployment is recorded in ``<log dir>/deployments/`` (`localplane.deployments`),
-since moto's DescribeServices ``deployments`` never change; `huntazectl rollout` reads it. The first tasks of a
-service, scale-out and the replacement of a crashed task start at once, without waiting for health.
+A new task definition is rolled out like ECS's rolling update with ``maximumPercent`` room for one extra task: one
+new task is started, and once its container health check passes (the task definition's ``healthCheck`` command,
+``python -m scraper.healthcheck`` for the scraper, run with the task's environment; no health check: healthy once it
+has run for ``NO_CHECK_GRACE_S``), one old task is stopped (SIGTERM, stopTimeout), until only new tasks run. A new
+task that exits, or fails its check ``retries`` times in a row after ``startPeriod``, counts as a failure. The
+deployment circuit breaker (the service's ``deploymentConfiguration``, as DescribeServices returns it) trips after
+ECS's threshold of consecutive failures, half the desired count with a minimum of 3
+(`localplane.deployments.failure_threshold`; a healthy new task resets the count). With rollback enabled the runner
+points the service back at the last COMPLETED task definition (UpdateService, so moto shows it); the old tasks run
+on untouched throughout, so no job is lost. Without rollback the deployment is FAILED and no further new task is
+started until the next UpdateService. The deployment's ``alarms`` act the same way: one of them in ALARM (as
+`localplane.alarms` evaluates them) while it is in progress fails it, and rolls back if ``alarms.rollback`` is set
+(ECS also watches them for a bake time after; the local plane does not). Health check intervals and the start period
+are divided by the plane's time scale (`localplane.alarms.time_scale`); the command's timeout is not (a command does
+not run faster). Each deployment is recorded in ``<log dir>/deployments/`` (`localplane.deployments`), since moto's
+DescribeServices ``deployments`` never change; `huntazectl rollout` reads it. The first tasks of a service,
+scale-out and the replacement of a crashed task start at once, without waiting for health.
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ class ServiceRunner:
         self.tasks = [t for t in self.tasks if self._alive_or_reaped(t, current)]
         old = [t for t in self.tasks if t.task_definition != task_def_arn]
         if old and current.rollout_state == IN_PROGRESS:
-            self._roll(current, svc, old, desired)
+            self._roll(current, old, desired)
         elif not old:
             self._scale_to(task_def_arn, desired)
             if current.rollout_state == IN_PROGRESS:
@@ -216,7 +218,7 @@ class ServiceRunner:
             while len(self.tasks) < desired:
                 self.tasks.append(self._start(spec, task_def_arn))
 
-    def _roll(self, current: Deployment, svc: dict[str, Any], old: list[Task], desired: int) -> None:
+    def _roll(self, current: Deployment, old: list[Task], desired: int) -> None:
         """One step of a rolling replacement: health-check the new task, stop an old one, start the next."""
         target = current.task_definition
         pending = [t for t in self.tasks if t.task_definition == target and not t.healthy]
@@ -231,7 +233,7 @@ class ServiceRunner:
                                         f"{task.health.last_output if task.health else ''}"[:255])
                 self.tasks.remove(task)
                 self._failed(current)
-        if self._breaker_tripped(current, svc):
+        if self._alarm_tripped(current) or self._breaker_tripped(current):
             return
         new = [t for t in self.tasks if t.task_definition == target and t.healthy]
         while old and len(new) + len(old) > desired:
@@ -260,23 +262,49 @@ class ServiceRunner:
         log.warning("a new task of %s failed (%d in a row, breaker at %d)", self.service,
                     current.consecutive_failures, current.failure_threshold)
 
-    def _breaker_tripped(self, current: Deployment, svc: dict[str, Any]) -> bool:
+    def _breaker_tripped(self, current: Deployment) -> bool:
         breaker = current.circuit_breaker
         if not breaker.get("enable") or current.consecutive_failures < current.failure_threshold:
             return False
-        for task in [t for t in self.tasks if t.task_definition == current.task_definition]:
-            self._stop(task, reason="Deployment circuit breaker tripped")
-            self.tasks.remove(task)
         why = (f"circuit breaker: {current.consecutive_failures} new task(s) in a row failed to start or pass "
                f"their health check (threshold {current.failure_threshold})")
+        self._stop_deployment(current, why, bool(breaker.get("rollback")))
+        return True
+
+    def _alarm_tripped(self, current: Deployment) -> bool:
+        """ECS's alarm rollback: a watched CloudWatch alarm in ALARM while the deployment is in progress fails it.
+
+        Locally the alarms are those `localplane.alarms` evaluates (moto stores alarms, never evaluates them).
+        """
+        alarms = current.alarms
+        names = list(alarms.get("alarmNames", []))
+        if not alarms.get("enable") or not names:
+            return False
+        try:
+            found = client("cloudwatch").describe_alarms(AlarmNames=names[:100])  # moto ignores StateValue then
+        except Exception:  # an unreadable alarm state never stops a deployment by itself
+            log.warning("could not read the deployment alarms of %s", self.service, exc_info=True)
+            return False
+        firing = sorted(a["AlarmName"] for a in found.get("MetricAlarms", []) if a.get("StateValue") == "ALARM")
+        if not firing:
+            return False
+        self._stop_deployment(current, f"alarm(s) in ALARM during the deployment: {', '.join(firing)}",
+                              bool(alarms.get("rollback")))
+        return True
+
+    def _stop_deployment(self, current: Deployment, why: str, rollback: bool) -> None:
+        """Stop the new tasks; back to the last good task definition (rollback) or FAILED. Old tasks run on."""
+        for task in [t for t in self.tasks if t.task_definition == current.task_definition]:
+            self._stop(task, reason=f"Deployment stopped: {why}"[:255])
+            self.tasks.remove(task)
         previous = self._last_completed(current.task_definition)
-        if breaker.get("rollback") and previous:
+        if rollback and previous:
             client("ecs").update_service(cluster=self.cluster, service=self.service, taskDefinition=previous)
             self._finish(current, ROLLED_BACK, f"{why}; rolled back to {previous}")
         else:
-            self._finish(current, FAILED, why + ("" if breaker.get("rollback") else "; rollback is off"))
+            self._finish(current, FAILED, why + ("; rollback is off" if not rollback else
+                                                 "; no earlier task definition to roll back to"))
         log.warning("deployment %s of %s: %s", current.id, self.service, current.rollout_state_reason)
-        return True
 
     def _last_completed(self, target: str) -> str | None:
         """Where a rollback goes: the last COMPLETED deployment's task definition, else the old tasks' one."""
@@ -296,6 +324,7 @@ class ServiceRunner:
             self.tasks.remove(task)
         config = svc.get("deploymentConfiguration") or {}
         breaker = config.get("deploymentCircuitBreaker") or {}
+        alarms = config.get("alarms") or {}
         made = Deployment(
             id=f"local-{len(self.history) + 1}",
             task_definition=task_def_arn,
@@ -303,6 +332,8 @@ class ServiceRunner:
             desired_count=desired,
             circuit_breaker={"enable": bool(breaker.get("enable")), "rollback": bool(breaker.get("rollback"))},
             failure_threshold=deployments.failure_threshold(desired),
+            alarms={"alarmNames": list(alarms.get("alarmNames", [])), "enable": bool(alarms.get("enable")),
+                    "rollback": bool(alarms.get("rollback"))},
         )
         self.history.append(made)
         log.info("deployment %s of %s: %s", made.id, self.service, task_def_arn)

@@ -141,3 +141,30 @@ def test_release_failing_health_checks_trips_breaker_and_rolls_back_with_old_tas
         assert sum("failed container health checks" in r for r in reasons) == 3, reasons
     finally:
         runner.stop_all()
+
+
+def test_watched_alarm_in_alarm_during_a_release_rolls_it_back(aws: str, tmp_path: Path) -> None:
+    runner, v1, old = running_v1(tmp_path)
+    cloudwatch = client("cloudwatch")
+    cloudwatch.put_metric_alarm(AlarmName="scraper-failure-rate-critical", Namespace="Huntaze/OnlyFans",
+                                MetricName="Failures", Statistic="Sum", Period=60, EvaluationPeriods=1,
+                                Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    try:
+        v2 = register(tmp_path, "v2", healthy=True)
+        watched = {**BREAKER, "alarms": {"alarmNames": ["scraper-failure-rate-critical"], "enable": True,
+                                         "rollback": True}}
+        client("ecs").update_service(cluster="c", service="s", taskDefinition=v2, deploymentConfiguration=watched)
+        runner.sync()  # the first new task starts; the alarm is OK
+        assert runner.history[-1].rollout_state == "IN_PROGRESS" and runner.started == DESIRED + 1
+        cloudwatch.set_alarm_state(AlarmName="scraper-failure-rate-critical", StateValue="ALARM",
+                                   StateReason="the new release fails its jobs")
+        runner.sync()
+        [release] = [d for d in runner.history if d.task_definition == v2]
+        assert release.rollout_state == ROLLED_BACK, release
+        assert release.rollout_state_reason == ("alarm(s) in ALARM during the deployment: "
+                                                f"scraper-failure-rate-critical; rolled back to {v1}")
+        assert {t.proc.pid for t in runner.tasks} == old and alive(runner, old) == old
+        service = client("ecs").describe_services(cluster="c", services=["s"])["services"][0]
+        assert service["taskDefinition"] == v1
+    finally:
+        runner.stop_all()
