@@ -1,11 +1,11 @@
 """`huntazectl rollout status|history|undo service NAME [--cluster C] [--run-dir DIR] [-o json]`: ECS deployments.
 
-``status``: the service's task definition, desired and running counts and deploymentConfiguration (from
-DescribeServices), and its current deployment: the task definitions old → new, the rollout state and reason,
-healthy new / old tasks, and the circuit breaker's settings, threshold and failures so far. ``history``: every
-deployment with its outcome (COMPLETED, FAILED, ROLLED_BACK) and reason. ``undo``: UpdateService back to the
-previous task definition (the one the current deployment replaced; else the family's highest ACTIVE revision
-below the current one), which starts a deployment of its own.
+``status``: the service's task definition, desired count and deploymentConfiguration (from DescribeServices),
+the state of the alarms its deployments watch (CloudWatch), and its current deployment: the task definitions
+old → new, the rollout state and reason, healthy new / old tasks, and the circuit breaker's settings, threshold
+and failures so far. ``history``: every deployment with its outcome (COMPLETED, FAILED, ROLLED_BACK) and reason.
+``undo``: UpdateService back to the previous task definition (the one the current deployment replaced; else the
+family's highest ACTIVE revision below the current one), which starts a deployment of its own.
 
 Where the rollout state comes from, and every output says which:
 - locally, the local plane's record (`localplane.deployments`: ``<run dir>/deployments/<cluster>--<service>.json``,
@@ -66,7 +66,20 @@ def run(args: argparse.Namespace) -> int:
         return _undo(ecs, service, cluster, records, source)
     if args.action == "history":
         return _history(service, records, source, args.output)
-    return _status(service, records, source, args.output)
+    return _status(service, records, source, args.output, _alarm_states(service))
+
+
+def _alarm_states(service: dict[str, Any]) -> dict[str, str]:
+    """The state of each alarm the service's deployments watch (CloudWatch), by name."""
+    from common.aws import client
+
+    alarms = (service.get("deploymentConfiguration") or {}).get("alarms") or {}
+    names = list(alarms.get("alarmNames", [])) if alarms.get("enable") else []
+    if not names:
+        return {}
+    found = client("cloudwatch").describe_alarms(AlarmNames=names[:100]).get("MetricAlarms", [])
+    states = {a["AlarmName"]: a["StateValue"] for a in found}
+    return {name: states.get(name, "MISSING (no such alarm)") for name in names}
 
 
 def _find_service(ecs: Any, name: str, cluster: str | None) -> dict[str, Any] | None:
@@ -146,20 +159,24 @@ def _configuration(service: dict[str, Any]) -> tuple[str, dict[str, Any] | None]
     return ", ".join(parts), dict(config)
 
 
-def _status(service: dict[str, Any], records: list[dict[str, Any]], source: str, output: str) -> int:
+def _status(service: dict[str, Any], records: list[dict[str, Any]], source: str, output: str,
+            alarms: dict[str, str]) -> int:
     text, config = _configuration(service)
     current = records[-1] if records else None
     if output == "json":
         print(json.dumps({
             "service": service["serviceName"], "cluster": service["clusterArn"].rsplit("/", 1)[-1],
             "taskDefinition": service.get("taskDefinition"), "desiredCount": service.get("desiredCount"),
-            "deploymentConfiguration": config, "deployment": current, "source": source,
+            "deploymentConfiguration": config, "alarms": alarms, "deployment": current, "source": source,
         }, indent=2, default=str))
         return 0
     print(f"service {service['serviceName']} (cluster {service['clusterArn'].rsplit('/', 1)[-1]})")
     print(f"  task definition   {_short(service.get('taskDefinition'))}, desired count "
           f"{service.get('desiredCount')}  [DescribeServices]")
     print(f"  deployment config {text}")
+    if alarms:
+        print("  alarms watched    " + ", ".join(f"{name} {state}" for name, state in alarms.items())
+              + "  [CloudWatch]")
     if current is None:
         print("  no deployment recorded yet")
     else:

@@ -198,6 +198,8 @@ def _deployment(config: dict[str, Any] | None) -> dict[str, Any]:
     config = config or {}
     breaker = config.get("deploymentCircuitBreaker") or {}
     alarms = config.get("alarms") or {}
+    if not alarms.get("enable"):
+        alarms = {}  # names kept with enable false watch nothing: not a difference worth a write
     return {
         "minimumHealthyPercent": int(config.get("minimumHealthyPercent", 100)),
         "maximumPercent": int(config.get("maximumPercent", 200)),
@@ -210,6 +212,22 @@ def _deployment(config: dict[str, Any] | None) -> dict[str, Any]:
             "rollback": bool(alarms.get("rollback", False)),
         },
     }
+
+
+def _deployment_for_api(desired: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    """The normalized deploymentConfiguration as CreateService/UpdateService take it.
+
+    ``alarms`` is left out while off (the API wants alarm names in it), unless the live service watches alarms:
+    then it is sent with their names and ``enable: false`` to switch them off.
+    """
+    out = dict(desired)
+    if not out["alarms"]["enable"]:
+        live_alarms = (live or {}).get("alarms") or {}
+        if live_alarms.get("enable"):
+            out["alarms"] = {"alarmNames": live_alarms["alarmNames"], "enable": False, "rollback": False}
+        else:
+            del out["alarms"]
+    return out
 
 
 def _fields(service: dict[str, Any], cluster: str) -> dict[str, Any]:
@@ -316,7 +334,7 @@ class ServiceKind(Kind[ServiceSpec]):
             "platformVersion": desired["platformVersion"],
             "propagateTags": desired["propagateTags"],
             "capacityProviderStrategy": desired["capacityProviderStrategy"],
-            "deploymentConfiguration": desired["deploymentConfiguration"],
+            "deploymentConfiguration": _deployment_for_api(desired["deploymentConfiguration"], None),
             "schedulingStrategy": "REPLICA",
             "tags": tags_to_list(desired["tags"], "key", "value"),
         }
@@ -335,7 +353,8 @@ class ServiceKind(Kind[ServiceSpec]):
         if args:
             # Always sent along: moto drops it at CreateService and shows it only once an update sets it (on AWS
             # an unchanged one is a no-op), so the local plane sees the circuit breaker of the deployment.
-            args["deploymentConfiguration"] = desired["deploymentConfiguration"]
+            args["deploymentConfiguration"] = _deployment_for_api(
+                desired["deploymentConfiguration"], live.fields.get("deploymentConfiguration"))
             ecs.update_service(cluster=desired["cluster"], service=live.physical_id, **args)
         if "tags" in changed:
             to_set, to_remove = tag_changes(desired["tags"], live.tags)

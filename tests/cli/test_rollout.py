@@ -92,6 +92,16 @@ def test_rollout_status_and_history_show_a_rolled_back_release(
         assert "circuit breaker   on, rollback on, trips at 3, 3 failure(s) in a row so far" in out
         assert "rollout state from local plane record" in out and "moto's DescribeServices deployments" in out
         runner.sync()
+        client("cloudwatch").put_metric_alarm(
+            AlarmName="scraper-failure-rate-critical", Namespace="Huntaze/OnlyFans", MetricName="Failures",
+            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold")
+        watched = {**BREAKER, "alarms": {"alarmNames": ["scraper-failure-rate-critical"], "enable": True,
+                                         "rollback": True}}
+        client("ecs").update_service(cluster="huntaze", service="scraper", deploymentConfiguration=watched)
+        code, out = rollout(capsys, "status", "service", "scraper", "--run-dir", str(tmp_path))
+        assert "alarms watched    scraper-failure-rate-critical OK  [CloudWatch]" in out, out
+        assert "alarms scraper-failure-rate-critical (rollback on)" in out
         code, out = rollout(capsys, "history", "service", "scraper", "--run-dir", str(tmp_path), "-o", "json")
         history = json.loads(out)
         assert [(d["task_definition"], d["rollout_state"]) for d in history["deployments"]] == [

@@ -216,6 +216,22 @@ def test_service_update_carries_deployment_configuration_so_moto_shows_it(kit: A
     assert fields["deploymentConfiguration"] is Verdict.EQUAL, fields
 
 
+def test_service_deployment_alarms_switched_on_by_hand_are_switched_off_by_name(kit: Any) -> None:
+    m, _ = _stack(kit, DEPLOYED)
+    hand = {**DEPLOYMENT, "alarms": {"alarmNames": ["scraper-failure-rate-critical"], "enable": True,
+                                     "rollback": True}}
+    aws.client("ecs").update_service(cluster="huntaze", service="huntaze-onlyfans-scraper",
+                                     deploymentConfiguration=hand)
+    changed = {f.path: (f.desired, f.live) for f in kit.delta(m).drift}
+    assert changed["deploymentConfiguration.alarms.enable"] == (False, True), changed
+    live = kit.reconcile(m)
+    assert live.fields["deploymentConfiguration"] == NATIVE
+    raw = aws.client("ecs").describe_services(cluster="huntaze", services=["huntaze-onlyfans-scraper"])
+    assert raw["services"][0]["deploymentConfiguration"]["alarms"] == {
+        "alarmNames": ["scraper-failure-rate-critical"], "enable": False, "rollback": False}
+    assert not kit.delta(m).has_drift
+
+
 @pytest.mark.parametrize(
     ("deployment", "messages"),
     [
