@@ -2,9 +2,9 @@
 
 Moto keeps one ``deployments`` entry per service, made at CreateService and never changed afterwards (same task
 definition, ``rolloutState`` IN_PROGRESS forever, whatever UpdateService does; see docs/architecture.md), so the
-service runner (`localplane.service_runner`) records the deployments it carries out itself, in ECS's words: one JSON
-file per service, ``<run dir>/deployments/<cluster>--<service>.json``, next to the run's other state
-(``state.json``, the task logs). Each deployment has an id, its task definition and the one it replaces, a
+service runner (`localplane.service_runner`) records the deployments it carries out itself, with ECS's fields
+(snake_case): one JSON file per service, ``<run dir>/deployments/<cluster>--<service>.json``, next to the run's
+other state (``state.json``, the task logs). Each deployment has an id, its task definition and the one it replaces, a
 ``rolloutState`` (IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK), the reason, the counts and the circuit breaker's
 settings and failures so far, the alarms it watches, and its times. The file is replaced atomically, so a reader
 never sees half of it.

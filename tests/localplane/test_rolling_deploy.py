@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from common.aws import client
-from localplane.deployments import COMPLETED, ROLLED_BACK
+from localplane.deployments import COMPLETED, ROLLED_BACK, failure_threshold
 from localplane.service_runner import LOCAL_COMMAND_LABEL, ServiceRunner
 
 from .conftest import default_network
@@ -168,3 +168,7 @@ def test_watched_alarm_in_alarm_during_a_release_rolls_it_back(aws: str, tmp_pat
         assert service["taskDefinition"] == v1
     finally:
         runner.stop_all()
+
+
+def test_breaker_threshold_is_ecs_half_the_desired_count_between_3_and_200() -> None:
+    assert [failure_threshold(n) for n in (0, 1, 6, 7, 9, 400, 1000)] == [3, 3, 3, 4, 5, 200, 200]
