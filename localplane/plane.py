@@ -101,5 +101,6 @@ class LocalPlane:
             for service_arn in ecs.list_services(cluster=cluster).get("serviceArns", []):
                 if service_arn not in self.services:
                     name = service_arn.rsplit("/", 1)[-1]
-                    self.services[service_arn] = ServiceRunner(cluster, name, self.extra_env, self.log_dir)
+                    self.services[service_arn] = ServiceRunner(cluster, name, self.extra_env, self.log_dir,
+                                                               scale=self._time_scale)
                 self.services[service_arn].sync()

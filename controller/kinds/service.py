@@ -14,6 +14,13 @@ Fields owned by others or invisible here are reported, never "fixed":
 - ``capacityProviderStrategy`` is not returned by moto's DescribeServices after CreateService (it reports
   launchType EC2): while the live answer lacks it, it is reported unobservable; when the API returns it (real
   AWS, or moto after an UpdateService) it is compared, and a change is applied with a new deployment.
+- ``deploymentConfiguration`` (rolling update percentages, the deployment circuit breaker, alarm rollback) is
+  likewise dropped by moto at CreateService (neither stored nor returned) but stored and returned after an
+  UpdateService that sets it: the same rule applies. Every UpdateService the kind sends carries the spec's
+  deploymentConfiguration (on AWS a no-op while unchanged), so from the first update on (a new task definition
+  revision, typically) moto shows it, and the local plane's service runner (`localplane.service_runner`) applies
+  the breaker it reads there. Omitted in the spec, it means ECS's defaults (100 / 200, breaker and alarms off),
+  which is what AWS returns for a service created without it.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import sort_by, tags_from_list, tags_to_list, user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.specs.fields import RefTo, SpecModel, in_range, simple_name
+from controller.specs.fields import RefTo, SpecModel, in_range, max_chars, simple_name
 
 DEFAULT_VPC = "default-vpc"
 _SERVICES = "service"
@@ -63,6 +70,58 @@ class NetworkConfiguration(SpecModel):
     awsvpc_configuration: AwsVpcConfiguration
 
 
+class CircuitBreaker(SpecModel):
+    """ECS's deployment circuit breaker: stop a rolling update whose tasks keep failing, and roll back."""
+
+    enable: bool
+    rollback: bool
+
+    @model_validator(mode="after")
+    def _rollback_needs_enable(self) -> CircuitBreaker:
+        if self.rollback and not self.enable:
+            raise ValueError("rollback: true needs enable: true (only a tripped breaker rolls back); "
+                             "set enable: true or rollback: false")
+        return self
+
+
+class DeploymentAlarms(SpecModel):
+    """CloudWatch alarms ECS watches during a deployment; one in ALARM fails it (and rolls back, if set)."""
+
+    alarm_names: list[Annotated[str, AfterValidator(max_chars("alarm name", 255))]] = Field(
+        default_factory=list, max_length=10)
+    enable: bool
+    rollback: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeploymentAlarms:
+        if self.enable and not self.alarm_names:
+            raise ValueError("enable: true watches no alarm: list at least one name in alarmNames, "
+                             "or set enable: false")
+        if self.rollback and not self.enable:
+            raise ValueError("rollback: true needs enable: true; set enable: true or rollback: false")
+        return self
+
+
+class DeploymentConfiguration(SpecModel):
+    """CreateService's ``deploymentConfiguration`` for the rolling update (ECS) deployment controller."""
+
+    minimum_healthy_percent: Annotated[int, AfterValidator(in_range(0, 100))] = 100
+    maximum_percent: Annotated[int, AfterValidator(in_range(100, 200))] = 200
+    deployment_circuit_breaker: CircuitBreaker = CircuitBreaker(enable=False, rollback=False)
+    alarms: DeploymentAlarms = DeploymentAlarms(enable=False, rollback=False)
+
+    @model_validator(mode="after")
+    def _can_progress(self) -> DeploymentConfiguration:
+        if self.minimum_healthy_percent == 100 and self.maximum_percent == 100:
+            raise ValueError("minimumHealthyPercent 100 with maximumPercent 100: ECS could neither start a new "
+                             "task nor stop an old one, so no deployment would progress; raise maximumPercent "
+                             "(e.g. 200) or lower minimumHealthyPercent")
+        return self
+
+    def native(self) -> dict[str, Any]:
+        return _deployment(self.model_dump(by_alias=True))
+
+
 SERVICE_NAME = simple_name("service name")
 
 
@@ -75,6 +134,7 @@ class ServiceSpec(SpecModel):
     platform_version: str = "LATEST"
     network_configuration: NetworkConfiguration
     propagate_tags: Literal["SERVICE", "TASK_DEFINITION", "NONE"] = "SERVICE"
+    deployment_configuration: DeploymentConfiguration = DeploymentConfiguration()
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -133,6 +193,43 @@ def _strategy(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     )
 
 
+def _deployment(config: dict[str, Any] | None) -> dict[str, Any]:
+    """deploymentConfiguration with ECS's defaults filled in (AWS leaves out the parts never set)."""
+    config = config or {}
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    alarms = config.get("alarms") or {}
+    if not alarms.get("enable"):
+        alarms = {}  # names kept with enable false watch nothing: not a difference worth a write
+    return {
+        "minimumHealthyPercent": int(config.get("minimumHealthyPercent", 100)),
+        "maximumPercent": int(config.get("maximumPercent", 200)),
+        "deploymentCircuitBreaker": {
+            "enable": bool(breaker.get("enable", False)), "rollback": bool(breaker.get("rollback", False)),
+        },
+        "alarms": {
+            "alarmNames": sorted(alarms.get("alarmNames", [])),
+            "enable": bool(alarms.get("enable", False)),
+            "rollback": bool(alarms.get("rollback", False)),
+        },
+    }
+
+
+def _deployment_for_api(desired: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    """The normalized deploymentConfiguration as CreateService/UpdateService take it.
+
+    ``alarms`` is left out while off (the API wants alarm names in it), unless the live service watches alarms:
+    then it is sent with their names and ``enable: false`` to switch them off.
+    """
+    out = dict(desired)
+    if not out["alarms"]["enable"]:
+        live_alarms = (live or {}).get("alarms") or {}
+        if live_alarms.get("enable"):
+            out["alarms"] = {"alarmNames": live_alarms["alarmNames"], "enable": False, "rollback": False}
+        else:
+            del out["alarms"]
+    return out
+
+
 def _fields(service: dict[str, Any], cluster: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "serviceName": service["serviceName"],
@@ -145,6 +242,8 @@ def _fields(service: dict[str, Any], cluster: str) -> dict[str, Any]:
     }
     if "capacityProviderStrategy" in service:  # absent from moto's answer: leave the field out, not empty
         fields["capacityProviderStrategy"] = _strategy(service["capacityProviderStrategy"])
+    if "deploymentConfiguration" in service:  # absent from moto's answer after CreateService, like the above
+        fields["deploymentConfiguration"] = _deployment(service["deploymentConfiguration"])
     return fields
 
 
@@ -160,6 +259,12 @@ class ServiceKind(Kind[ServiceSpec]):
             FieldPolicy.UNOBSERVABLE_WHEN_ABSENT,
             "DescribeServices did not return capacityProviderStrategy (moto leaves it out after CreateService and"
             " reports launchType EC2); applied at creation, compared whenever the API returns it",
+        ),
+        "deploymentConfiguration": FieldRule(
+            FieldPolicy.UNOBSERVABLE_WHEN_ABSENT,
+            "DescribeServices did not return deploymentConfiguration (moto drops it at CreateService and shows it"
+            " after an UpdateService that sets it, which every update by this controller does); applied at"
+            " creation, compared whenever the API returns it",
         ),
     }
 
@@ -189,6 +294,7 @@ class ServiceKind(Kind[ServiceSpec]):
                 "platformVersion": spec.platform_version,
                 "propagateTags": spec.propagate_tags,
                 "capacityProviderStrategy": [s.model_dump(by_alias=True) for s in spec.capacity_provider_strategy],
+                "deploymentConfiguration": spec.deployment_configuration.native(),
             },
             self._cluster(manifest, ctx),
         )
@@ -228,6 +334,7 @@ class ServiceKind(Kind[ServiceSpec]):
             "platformVersion": desired["platformVersion"],
             "propagateTags": desired["propagateTags"],
             "capacityProviderStrategy": desired["capacityProviderStrategy"],
+            "deploymentConfiguration": _deployment_for_api(desired["deploymentConfiguration"], None),
             "schedulingStrategy": "REPLICA",
             "tags": tags_to_list(desired["tags"], "key", "value"),
         }
@@ -244,6 +351,10 @@ class ServiceKind(Kind[ServiceSpec]):
         if "capacityProviderStrategy" in args:
             args["forceNewDeployment"] = True
         if args:
+            # Always sent along: moto drops it at CreateService and shows it only once an update sets it (on AWS
+            # an unchanged one is a no-op), so the local plane sees the circuit breaker of the deployment.
+            args["deploymentConfiguration"] = _deployment_for_api(
+                desired["deploymentConfiguration"], live.fields.get("deploymentConfiguration"))
             ecs.update_service(cluster=desired["cluster"], service=live.physical_id, **args)
         if "tags" in changed:
             to_set, to_remove = tag_changes(desired["tags"], live.tags)
@@ -319,5 +430,5 @@ class ServiceKind(Kind[ServiceSpec]):
 
 _UPDATABLE = (
     "taskDefinition", "desiredCount", "capacityProviderStrategy", "networkConfiguration", "platformVersion",
-    "propagateTags",
+    "propagateTags", "deploymentConfiguration",
 )

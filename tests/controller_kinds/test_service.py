@@ -167,3 +167,89 @@ def test_service_spec_incomplete_network_is_rejected(network: dict[str, Any], me
         handler("Service").spec_model.model_validate(
             {**SERVICE, "networkConfiguration": {"awsvpcConfiguration": network}}
         )
+
+
+DEPLOYMENT: dict[str, Any] = {
+    "minimumHealthyPercent": 100,
+    "maximumPercent": 200,
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+}
+DEPLOYED = {**SERVICE, "deploymentConfiguration": DEPLOYMENT}
+NATIVE = {**DEPLOYMENT, "alarms": {"alarmNames": [], "enable": False, "rollback": False}}
+
+
+def test_service_deployment_configuration_dropped_by_moto_at_create_is_unobservable(kit: Any) -> None:
+    m, live = _stack(kit, DEPLOYED)
+    assert "deploymentConfiguration" not in live.fields  # moto neither stores nor returns it at CreateService
+    [field] = [f for f in kit.delta(m).fields if f.top == "deploymentConfiguration"]
+    assert field.verdict is Verdict.UNOBSERVABLE
+    assert "moto drops it at CreateService" in field.reason
+
+
+def test_service_deployment_configuration_changed_by_hand_is_drift_with_values_and_repaired(kit: Any) -> None:
+    m, _ = _stack(kit, DEPLOYED)
+    hand = {"minimumHealthyPercent": 50, "maximumPercent": 150,
+            "deploymentCircuitBreaker": {"enable": False, "rollback": False}}
+    aws.client("ecs").update_service(cluster="huntaze", service="huntaze-onlyfans-scraper",
+                                     deploymentConfiguration=hand)
+    changed = {f.path: (f.desired, f.live) for f in kit.delta(m).drift}
+    assert changed == {
+        "deploymentConfiguration.minimumHealthyPercent": (100, 50),
+        "deploymentConfiguration.maximumPercent": (200, 150),
+        "deploymentConfiguration.deploymentCircuitBreaker.enable": (True, False),
+        "deploymentConfiguration.deploymentCircuitBreaker.rollback": (True, False),
+    }, changed
+    writes = kit.writes("ecs")
+    live = kit.reconcile(m)
+    assert writes.calls == ["UpdateService"]
+    assert live.fields["deploymentConfiguration"] == NATIVE
+    assert not kit.delta(m).has_drift
+
+
+def test_service_update_carries_deployment_configuration_so_moto_shows_it(kit: Any) -> None:
+    m, _ = _stack(kit, DEPLOYED)
+    changed = {**TASK, "containerDefinitions": [{"name": "playwright-scraper", "image": "scraper:2"}]}
+    kit.reconcile(kit.manifest("TaskDefinition", "huntaze-onlyfans-scraper", changed))
+    live = kit.reconcile(m)  # UpdateService(taskDefinition): the deployment's breaker goes along
+    assert live.fields["deploymentConfiguration"] == NATIVE
+    fields = {f.top: f.verdict for f in kit.delta(m).fields}
+    assert fields["deploymentConfiguration"] is Verdict.EQUAL, fields
+
+
+def test_service_deployment_alarms_switched_on_by_hand_are_switched_off_by_name(kit: Any) -> None:
+    m, _ = _stack(kit, DEPLOYED)
+    hand = {**DEPLOYMENT, "alarms": {"alarmNames": ["scraper-failure-rate-critical"], "enable": True,
+                                     "rollback": True}}
+    aws.client("ecs").update_service(cluster="huntaze", service="huntaze-onlyfans-scraper",
+                                     deploymentConfiguration=hand)
+    changed = {f.path: (f.desired, f.live) for f in kit.delta(m).drift}
+    assert changed["deploymentConfiguration.alarms.enable"] == (False, True), changed
+    live = kit.reconcile(m)
+    assert live.fields["deploymentConfiguration"] == NATIVE
+    raw = aws.client("ecs").describe_services(cluster="huntaze", services=["huntaze-onlyfans-scraper"])
+    assert raw["services"][0]["deploymentConfiguration"]["alarms"] == {
+        "alarmNames": ["scraper-failure-rate-critical"], "enable": False, "rollback": False}
+    assert not kit.delta(m).has_drift
+
+
+@pytest.mark.parametrize(
+    ("deployment", "messages"),
+    [
+        ({"minimumHealthyPercent": 101}, ["deploymentConfiguration.minimumHealthyPercent", "must be 0..100"]),
+        ({"maximumPercent": 90}, ["deploymentConfiguration.maximumPercent", "must be 100..200"]),
+        ({"maximumPercent": 100}, ["neither start a new task nor stop an old one", "raise maximumPercent"]),
+        ({"deploymentCircuitBreaker": {"enable": False, "rollback": True}},
+         ["deploymentConfiguration.deploymentCircuitBreaker", "set enable: true or rollback: false"]),
+        ({"deploymentCircuitBreaker": {"enable": True}},
+         ["deploymentConfiguration.deploymentCircuitBreaker.rollback", "Field required"]),
+        ({"alarms": {"alarmNames": [], "enable": True, "rollback": True}},
+         ["deploymentConfiguration.alarms", "list at least one name in alarmNames"]),
+    ],
+)
+def test_service_spec_bad_deployment_configuration_names_field_and_fix(
+    deployment: dict[str, Any], messages: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        handler("Service").spec_model.model_validate({**SERVICE, "deploymentConfiguration": deployment})
+    text = str(caught.value)
+    assert all(m in text for m in messages), text
