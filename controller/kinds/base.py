@@ -146,7 +146,8 @@ class Context:
 
 class KindHandler(ABC):
     """One kind, as the reconciler sees it. Kind modules subclass `Kind` (its typed form), set `kind`,
-    `spec_model`, `rules`, `not_found_codes` and implement the verbs."""
+    `spec_model`, `rules`, `not_found_codes` (and `value_output` if others take values from it) and implement
+    the verbs."""
 
     kind: ClassVar[str]
     spec_model: type[BaseModel]
@@ -154,6 +155,9 @@ class KindHandler(ABC):
     rules: ClassVar[Mapping[str, FieldRule]] = {}
     # AWS error codes meaning "this resource does not exist" for this kind's reads and deletes.
     not_found_codes: ClassVar[frozenset[str]] = frozenset()
+    # The output (arn, url, name...) another resource takes with ``valueFrom: {<kindCamel>Ref: NAME}`` when it
+    # gives no ``output``; None: resources of this kind give no value (`controller.specs.fields.ValueRef`).
+    value_output: ClassVar[str | None] = None
     # Kinds sharing a tier may be reconciled concurrently; the order between kinds comes from references.
 
     def is_not_found(self, exc: BaseException) -> bool:

@@ -150,6 +150,7 @@ def _optional(call: Any, default: Any, **kwargs: Any) -> Any:
 @register
 class BucketHandler(Kind[BucketSpec]):
     kind = "Bucket"
+    value_output = "name"  # what `valueFrom: {bucketRef: NAME}` takes by default
     spec_model = BucketSpec
     not_found_codes = frozenset({"404", "NoSuchBucket", "NotFound"})
 

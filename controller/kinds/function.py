@@ -104,6 +104,7 @@ def _config_fields(config: dict[str, Any]) -> dict[str, Any]:
 @register
 class FunctionKind(Kind[FunctionSpec]):
     kind = "Function"
+    value_output = "arn"  # what `valueFrom: {functionRef: NAME}` takes by default
     spec_model = FunctionSpec
     not_found_codes = frozenset({"ResourceNotFoundException"})
     rules = {

@@ -53,6 +53,7 @@ def group_name(manifest: Manifest) -> str:
 @register
 class LogGroupHandler(Kind[LogGroupSpec]):
     kind = "LogGroup"
+    value_output = "name"  # what `valueFrom: {logGroupRef: NAME}` takes by default
     spec_model = LogGroupSpec
     not_found_codes = frozenset({"ResourceNotFoundException"})
 

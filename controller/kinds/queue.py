@@ -73,6 +73,7 @@ def queue_name(manifest: Manifest) -> str:
 @register
 class QueueHandler(Kind[QueueSpec]):
     kind = "Queue"
+    value_output = "url"  # what `valueFrom: {queueRef: NAME}` takes by default
     spec_model = QueueSpec
     not_found_codes = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
     rules = {

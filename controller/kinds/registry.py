@@ -2,8 +2,8 @@
 
 Called by the spec loader (to validate ``spec`` with the kind's model), by the reconciler, by the CLI (help
 texts, ``get all``) and by tests (which enumerate kinds from here, never from a hand-written list). Everything
-about a kind is read from its module: its name, its model, and the kinds it references (`delete_order`), so a
-new kind is one new module plus its tests.
+about a kind is read from its module: its name, its model, the kinds it references (`delete_order`) and the value
+others may take from it (`value_sources`), so a new kind is one new module plus its tests.
 """
 
 from __future__ import annotations
@@ -80,11 +80,22 @@ def check_stack(manifests: Iterable[Manifest]) -> list[str]:
     return problems
 
 
-def referenced_kinds(kind: str) -> set[str]:
-    """The kinds a resource of ``kind`` can reference, from the `RefTo` marks in its spec model."""
-    from controller.specs.fields import ref_kinds
+def value_sources() -> dict[str, str]:
+    """Kind → the output a ``valueFrom: {<kindCamel>Ref: NAME}`` takes from it by default, for every kind that
+    declares one (`KindHandler.value_output`): what `controller.specs.fields.ValueRef` accepts."""
+    load_all()
+    return {kind: h.value_output for kind, h in sorted(_HANDLERS.items()) if h.value_output is not None}
 
-    return ref_kinds(handler(kind).spec_model) - {kind}
+
+def referenced_kinds(kind: str) -> set[str]:
+    """The kinds a resource of ``kind`` can reference, from the `RefTo` marks in its spec model; a `ValueRef`
+    in it references every kind in `value_sources`."""
+    from controller.specs.fields import ANY_VALUE_SOURCE, ref_kinds
+
+    found = ref_kinds(handler(kind).spec_model)
+    if ANY_VALUE_SOURCE in found:
+        found = (found - {ANY_VALUE_SOURCE}) | set(value_sources())
+    return found - {kind}
 
 
 def delete_order(kinds: Iterable[str] | None = None) -> list[str]:

@@ -71,6 +71,7 @@ def role_name(manifest: Manifest) -> str:
 @register
 class RoleHandler(Kind[RoleSpec]):
     kind = "Role"
+    value_output = "arn"  # what `valueFrom: {roleRef: NAME}` takes by default
     spec_model = RoleSpec
     not_found_codes = frozenset({"NoSuchEntity", "NoSuchEntityException"})
     rules = {"path": FieldRule(FieldPolicy.IMMUTABLE, "IAM cannot change a role's path")}

@@ -91,6 +91,7 @@ def value_file(manifest: Manifest) -> Path:
 @register
 class SecretHandler(Kind[SecretSpec]):
     kind = "Secret"
+    value_output = "arn"  # what `valueFrom: {secretRef: NAME}` takes by default
     spec_model = SecretSpec
     not_found_codes = frozenset({"ResourceNotFoundException"})
 

@@ -105,6 +105,7 @@ def _throughput(table: dict[str, Any]) -> dict[str, int] | None:
 @register
 class TableKind(Kind[TableSpec]):
     kind = "Table"
+    value_output = "name"  # what `valueFrom: {tableRef: NAME}` takes by default
     spec_model = TableSpec
     not_found_codes = frozenset({"ResourceNotFoundException"})
     rules = {

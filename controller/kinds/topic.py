@@ -68,6 +68,7 @@ def topic_name(manifest: Manifest) -> str:
 @register
 class TopicHandler(Kind[TopicSpec]):
     kind = "Topic"
+    value_output = "arn"  # what `valueFrom: {topicRef: NAME}` takes by default
     spec_model = TopicSpec
     not_found_codes = frozenset({"NotFound", "NotFoundException"})
     rules = {"fifoTopic": FieldRule(FieldPolicy.IMMUTABLE, "SNS cannot change a topic's type")}

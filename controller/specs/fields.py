@@ -7,8 +7,8 @@ person reads in one glance, instead of two separate "greater/less than" messages
 
 Field types more than one kind uses live here, not in a kind module, so that no kind imports another:
 `RefTo` marks a reference field (the registry derives the delete order from these marks), `ValueRef` is a
-value taken from another resource (Function environment, TaskDefinition environment and secrets), and the AWS
-naming rules (`aws_name`, `ARN`) are written once.
+value taken from another resource (Function environment, TaskDefinition environment and secrets) of any kind
+that declares a `value_output`, and the AWS naming rules (`aws_name`, `ARN`) are written once.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.model import ResourceKey
 
@@ -114,8 +115,14 @@ class RefTo:
     kind: str
 
 
+# What `ref_kinds` reports for a `ValueRef`: it may name any kind that declares a `value_output`, so the
+# registry (`referenced_kinds`) expands it to those kinds; it is never a kind name itself.
+ANY_VALUE_SOURCE = "<any kind with a value_output>"
+
+
 def ref_kinds(annotation: Any) -> set[str]:
-    """The kinds a type (nested models, lists, dicts, unions and ``Annotated`` included) can reference."""
+    """The kinds a type (nested models, lists, dicts, unions and ``Annotated`` included) can reference;
+    `ANY_VALUE_SOURCE` where it holds a `ValueRef`."""
     found: set[str] = set()
     seen: set[type[BaseModel]] = set()
 
@@ -124,6 +131,8 @@ def ref_kinds(annotation: Any) -> set[str]:
             if tp in seen:
                 return
             seen.add(tp)
+            if issubclass(tp, ValueRef):
+                found.add(ANY_VALUE_SOURCE)
             for info in tp.model_fields.values():
                 found.update(m.kind for m in info.metadata if isinstance(m, RefTo))
                 walk(info.annotation)
@@ -140,52 +149,79 @@ class _Outputs(Protocol):
     def output(self, ref: ResourceKey, name: str = "arn") -> str: ...
 
 
-# A `ValueRef` field → the output used when ``output`` is not given.
-VALUE_REF_OUTPUTS: dict[str, str] = {
-    "queue_ref": "url",
-    "topic_ref": "arn",
-    "bucket_ref": "name",
-    "secret_ref": "arn",
-    "log_group_ref": "name",
-    "role_ref": "arn",
-    "function_ref": "arn",
-    "table_ref": "name",
-}
+def _value_sources() -> dict[str, str]:
+    """``queueRef`` → ``Queue``... for every registered kind declaring a `value_output` (`controller.kinds.base`)."""
+    from controller.kinds import registry  # specs are validated once every kind is registered
+
+    return {kind[0].lower() + kind[1:] + "Ref": kind for kind in registry.value_sources()}
+
+
+def _ref_error(key: str, value: Any, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("value_ref", message), loc=(key,), input=value)
 
 
 class ValueRef(SpecModel):
-    """A value taken from another resource of the stack: exactly one ``...Ref`` plus the output to use."""
+    """A value taken from another resource of the stack: ``{queueRef: NAME, output: url}``.
 
-    queue_ref: Annotated[str, RefTo("Queue")] | None = None
-    topic_ref: Annotated[str, RefTo("Topic")] | None = None
-    bucket_ref: Annotated[str, RefTo("Bucket")] | None = None
-    secret_ref: Annotated[str, RefTo("Secret")] | None = None
-    log_group_ref: Annotated[str, RefTo("LogGroup")] | None = None
-    role_ref: Annotated[str, RefTo("Role")] | None = None
-    function_ref: Annotated[str, RefTo("Function")] | None = None
-    table_ref: Annotated[str, RefTo("Table")] | None = None
-    output: str | None = None  # arn, url, name...; default per kind (see VALUE_REF_OUTPUTS)
+    Exactly one ``<kindCamel>Ref`` key names the resource. Any registered kind that declares
+    `KindHandler.value_output` (the ``output`` used when none is given) may be named, so a new kind others take
+    values from declares it in its own module. The key is kept as it was written, as the model's one extra
+    field: dumps (the operator's spec fingerprint) include it.
+    """
+
+    model_config = ConfigDict(extra="allow")  # only the `<kindCamel>Ref` key, checked by `_known_keys`
+
+    output: str | None = None  # arn, url, name...; default: the kind's `value_output`
     json_key: str | None = None  # secretRef only: one key of a JSON secret (ECS ``ARN:key::`` syntax)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        """Every key is a field or the ``...Ref`` of a kind with a value; others are refused at their own line."""
+        if not isinstance(data, dict):
+            return data
+        sources = _value_sources()
+        own = {name for field, info in cls.model_fields.items() for name in (field, info.alias)}
+        choices = ", ".join(sources)
+        errors: list[InitErrorDetails] = []
+        refs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in own:
+                continue
+            ref = to_camel(key) if isinstance(key, str) and key.endswith("_ref") else key
+            if ref in sources:
+                if not isinstance(value, str):
+                    errors.append(_ref_error(key, value, f"must be the name of a {sources[ref]}"))
+                elif ref in refs:
+                    errors.append(_ref_error(key, value, f"given twice (as {ref} too); keep one"))
+                refs[ref] = value
+            elif isinstance(key, str) and key.endswith("Ref"):
+                errors.append(_ref_error(key, value, f"no kind gives values through {key} (check the spelling); "
+                                                     f"valueFrom takes one of {choices}"))
+            else:
+                errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return {**{k: v for k, v in data.items() if k in own}, **refs}
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ValueRef:
-        if len(self.refs()) != 1:
-            raise ValueError(f"set exactly one of {', '.join(to_camel(f) for f in VALUE_REF_OUTPUTS)}")
-        if self.json_key is not None and self.secret_ref is None:
+        if len(self.model_extra or {}) != 1:
+            raise ValueError(f"set exactly one of {', '.join(_value_sources())}")
+        if self.json_key is not None and self.key().kind != "Secret":
             raise ValueError("jsonKey only applies to secretRef")
         return self
 
-    def refs(self) -> list[tuple[str, str]]:
-        return [(f, getattr(self, f)) for f in VALUE_REF_OUTPUTS if getattr(self, f) is not None]
-
     def key(self) -> ResourceKey:
-        field, name = self.refs()[0]
-        (kind,) = ref_kinds(ValueRef.model_fields[field].annotation)
-        return ResourceKey(kind=kind, name=name)
+        """The resource named (``queueRef: q`` → ``Queue/q``)."""
+        ((ref, name),) = (self.model_extra or {}).items()
+        return ResourceKey(kind=_value_sources()[ref], name=name)
 
     def resolve(self, ctx: _Outputs) -> str:
-        field, _ = self.refs()[0]
-        value = ctx.output(self.key(), self.output or VALUE_REF_OUTPUTS[field])
+        from controller.kinds import registry
+
+        key = self.key()
+        value = ctx.output(key, self.output or str(registry.value_sources()[key.kind]))
         return f"{value}:{self.json_key}::" if self.json_key else value
 
 

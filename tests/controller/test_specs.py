@@ -19,6 +19,17 @@ def queue(name: str, spec: str = "{}") -> str:
     return f"{HEADER}kind: Queue\nmetadata:\n  name: {name}\nspec: {spec}\n"
 
 
+def task_value_from(first: str, second: str) -> str:
+    """A TaskDefinition whose one environment variable is ``valueFrom:`` with two keys, on lines 15 and 16."""
+    return (f"{HEADER}kind: TaskDefinition\nmetadata:\n  name: td\nspec:\n  family: td\n  cpu: 256\n  memory: 512\n"
+            "  containerDefinitions:\n    - name: c\n      image: busybox\n      environment:\n        - name: A\n"
+            f"          valueFrom:\n            {first}\n            {second}\n")
+
+
+VALUE_FROM = "spec.containerDefinitions[0].environment[0].valueFrom"
+# The kinds a valueFrom may name come from the registry (their `value_output`), sorted: the error lists them.
+REFS = "bucketRef, functionRef, logGroupRef, queueRef, roleRef, secretRef, tableRef, topicRef"
+
 # (case id, {file: text}, expected "file:line: field: message" fragment)
 MALFORMED: list[tuple[str, dict[str, str], str]] = [
     ("bad-yaml", {"a.yaml": "kind: Queue\nmetadata: [oops\nspec: {}\n"}, "a.yaml:3: invalid YAML"),
@@ -81,6 +92,15 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
      "a.yaml:5: spec: queueName must end with .fifo exactly when fifo is true"),
     ("not-huntaze-document", {"a.yaml": "family: scraper\ncpu: '1024'\n"},
      "a.yaml:1: <document>: not a huntaze document"),
+    ("value-from-unknown-ref", {"a.yaml": task_value_from("output: url", "clusterRef: c")},
+     f"a.yaml:16: {VALUE_FROM}.clusterRef: no kind gives values through clusterRef (check the spelling); "
+     f"valueFrom takes one of {REFS} (got 'c')"),
+    ("value-from-misspelt-key", {"a.yaml": task_value_from("queueRef: q", "outptu: url")},
+     f"a.yaml:16: {VALUE_FROM}.outptu: unknown field (check the spelling)"),
+    ("value-from-two-refs", {"a.yaml": task_value_from("queueRef: q", "secretRef: s")},
+     f"a.yaml:14: {VALUE_FROM}: set exactly one of {REFS} (got {{'queueRef': 'q', 'secretRef': 's'}})"),
+    ("value-from-json-key-without-secret", {"a.yaml": task_value_from("queueRef: q", "jsonKey: url")},
+     f"a.yaml:14: {VALUE_FROM}: jsonKey only applies to secretRef"),
     ("overlay-without-match", {"a.yaml": queue("x"), "overlays/local.yaml": queue("y")},
      "overlays/local.yaml:1: metadata.name: overlay for Queue/y matches no manifest"),
 ]
