@@ -15,8 +15,9 @@ the journal and the metrics use), with three botocore hooks that act for the gat
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,17 @@ class CallGate:
     @staticmethod
     def deactivate() -> None:
         _active.gate = None
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """Count this thread's calls inside the block in `totals` (no resource's count): a pass's batch reads,
+        made before its resources are reconciled, so a cycle's read calls are all it made."""
+        previous = _current()
+        self.activate()
+        try:
+            yield
+        finally:
+            _active.gate = previous
 
     # --- per-thread counting ------------------------------------------------------------------------------
 

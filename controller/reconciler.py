@@ -19,6 +19,7 @@ dependency failed is skipped, never half-applied. Every outcome is data (`Resour
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -228,15 +229,21 @@ class Reconciler:
             return found is not None and found.failed
 
         self.ctx.prefetched.clear()  # batched reads are per pass: nothing read in an earlier pass is reused
-        if stack.tiers:
-            prefetch_tags(self.ctx)
+        # The batch reads are made here, in the calling thread, for no one resource: counted in the gate's totals.
+        def counting() -> contextlib.AbstractContextManager[None]:
+            return self.gate.counting() if self.gate is not None else contextlib.nullcontext()
+
+        with counting():
+            if stack.tiers:
+                prefetch_tags(self.ctx)
         widest = max((len(t) for t in stack.tiers), default=1)
         workers = max(1, min(concurrency, widest))
         progress = self._progress
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
             for number, tier in enumerate(stack.tiers, 1):
                 members = [m for m in tier if only is None or m.key in only]
-                prefetch_tier(members, self.ctx, self.handler_for)
+                with counting():
+                    prefetch_tier(members, self.ctx, self.handler_for)
                 if progress is not None and members:
                     progress.tier_started(number, len(stack.tiers), len(members))
                 jobs: dict[Future[ResourceResult], ResourceKey] = {}

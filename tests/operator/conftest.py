@@ -31,6 +31,13 @@ SMALL_STACK = HERE / "stacks" / "small"
 # Time-scaled settings for processes on a loaded 2-core machine (production: 60 s interval, 30 s lease).
 INTERVAL_S = 4.0
 LEASE_TTL_S = 6.0
+# A standby's attempt period to take the lease (`Operator._heartbeat`'s default: ttl/10, 0.2..2 s).
+STANDBY_POLL_S = max(0.2, min(2.0, LEASE_TTL_S / 10))
+# Issue 10's promises as bounds, with room for a loaded machine (checked with two CPU burners running):
+# a console edit is corrected within one interval (+ its 10 % jitter) plus 5 s, the benchmark's target;
+CORRECTION_S = INTERVAL_S * 1.1 + 5
+# a killed leader's lease is taken within its ttl (it expired by then), plus one standby poll and 2 s of load.
+HANDOVER_S = LEASE_TTL_S + STANDBY_POLL_S + 2
 
 
 def wait_until(check: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:

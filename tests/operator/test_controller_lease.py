@@ -12,6 +12,7 @@ import pytest
 
 from tests.operator.aws_proxy import Fault
 from tests.operator.conftest import (
+    HANDOVER_S,
     INTERVAL_S,
     LEASE_TTL_S,
     ControllerProcess,
@@ -52,7 +53,7 @@ def test_controller_two_replicas_only_leader_writes_and_kill_hands_over_within_t
 
     leader.proc.kill()
     killed_at = time.monotonic()
-    wait_until(standby.leading, LEASE_TTL_S + 15, "the standby to take the lease")
+    wait_until(standby.leading, HANDOVER_S, f"the standby to take the lease within {HANDOVER_S:.1f}s of the kill")
     handover = time.monotonic() - killed_at
     _edit_and_wait_corrected("93", standby)
     assert standby.proxy.resource_writes()

@@ -8,7 +8,15 @@ import time
 
 from common.aws import client
 from controller.lease import LEASE_TABLE
-from tests.operator.conftest import INTERVAL_S, apply_stack, queue_url, set_sqs_attr, sqs_attr, wait_until
+from tests.operator.conftest import (
+    CORRECTION_S,
+    INTERVAL_S,
+    apply_stack,
+    queue_url,
+    set_sqs_attr,
+    sqs_attr,
+    wait_until,
+)
 
 
 def test_controller_console_edit_corrected_in_enforce_journaled_in_observe_and_paused_untouched(
@@ -22,8 +30,9 @@ def test_controller_console_edit_corrected_in_enforce_journaled_in_observe_and_p
     edited_at = time.monotonic()
     for name in ("op-enforced", "op-observed", "op-paused"):
         set_sqs_attr(name, "VisibilityTimeout", "99")
-    wait_until(lambda: sqs_attr("op-enforced", "VisibilityTimeout") == "60", INTERVAL_S + 15,
-               "the console edit of op-enforced to be corrected")
+    wait_until(lambda: sqs_attr("op-enforced", "VisibilityTimeout") == "60",
+               CORRECTION_S - (time.monotonic() - edited_at),
+               f"the console edit of op-enforced to be corrected within {CORRECTION_S:.1f}s of the edit")
     corrected_after = time.monotonic() - edited_at
     # Observe: the drift is journaled with desired and live values, never written.
     observed = wait_until(

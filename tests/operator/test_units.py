@@ -12,6 +12,7 @@ import pytest
 from freezegun import freeze_time
 
 from common.aws import client
+from controller.calls import CallGate, is_read
 from controller.diff import compute_delta
 from controller.errors import ErrorClass, LeaseLost, LockHeld, PermanentError, TemporaryError, classify
 from controller.journal import Journal, JournalRecord, JsonLinesFile, now, read_file_records, redact
@@ -22,6 +23,7 @@ from controller.lock_table import create_from_spec
 from controller.model import ResourceKey
 from controller.operator.guard import Guard, GuardStore
 from controller.operator.requeue import RequeueQueue
+from controller.reconciler import Action, ApplyOptions, Reconciler
 from controller.specs import LoadOptions, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,3 +201,33 @@ def test_lease_table_created_from_the_stacks_table_spec_has_no_drift_and_none_wi
     assert live is not None and live.owned
     delta = compute_delta(manifest.key, kind.desired(manifest, ctx), live.fields, kind.field_rules(manifest))
     assert [f.path for f in delta.fields if f.is_drift] == []
+
+
+def test_gate_counts_every_read_of_a_pass_including_the_batch_reads(aws: str) -> None:
+    """A cycle's read calls (journal, benchmark) are all the reads the pass sent: the batch reads made before
+    the resources (GetResources for the stack's tags...) included, counted here by botocore on the same clients."""
+    stack = load(LoadOptions([str(REPO / "tests/operator/stacks/small")], "local",
+                             {"ENV": "local", "AWS_REGION": "us-east-1", "AWS_ACCOUNT_ID": "123456789012"}))
+    first = CallGate()
+    Reconciler(Context(stack="huntaze-local", region="us-east-1", account_id="123456789012",
+                       client=first.client), gate=first).apply(stack, ApplyOptions())
+    sent: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        if is_read(model.name):
+            sent.append(model.name)
+
+    gate = CallGate()
+    services = ("sqs", "logs", "resourcegroupstaggingapi")
+    for service in services:
+        gate.client(service).meta.events.register("before-call", record, unique_id="test-read-count")
+    try:
+        results = Reconciler(Context(stack="huntaze-local", region="us-east-1", account_id="123456789012",
+                                     client=gate.client), gate=gate).apply(stack, ApplyOptions())
+    finally:
+        for service in services:
+            gate.client(service).meta.events.unregister("before-call", unique_id="test-read-count")
+    assert {r.action for r in results} == {Action.UNCHANGED}
+    assert "GetResources" in sent  # the pass's batch read of the stack's tags
+    assert gate.totals.reads == len(sent), sorted(sent)
+    assert gate.totals.writes == 0
