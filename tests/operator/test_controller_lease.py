@@ -76,7 +76,7 @@ def test_controller_paused_mid_cycle_past_its_lease_writes_nothing_after_sigcont
     set_sqs_attr("op-enforced", "VisibilityTimeout", "94")
     wait_until(lambda: held.hits == 1, INTERVAL_S + 20, "the leader's next read of op-enforced")
     leader.signal(signal.SIGSTOP)
-    wait_until(standby.leading, LEASE_TTL_S + 20, "the standby to take over from the stopped leader")
+    wait_until(standby.leading, HANDOVER_S, f"the stopped leader's lease taken within {HANDOVER_S:.1f}s")
     before = len(leader.proxy.resource_writes())
     leader.signal(signal.SIGCONT)
     release.set()  # the old leader now sees the drift (94) and would correct it
