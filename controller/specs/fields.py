@@ -215,13 +215,13 @@ class ValueRef(SpecModel):
     def key(self) -> ResourceKey:
         """The resource named (``queueRef: q`` → ``Queue/q``)."""
         ((ref, name),) = (self.model_extra or {}).items()
-        return ResourceKey(kind=_value_sources()[ref], name=name)
+        return ResourceKey(kind=ref[0].upper() + ref[1:].removesuffix("Ref"), name=name)
 
     def resolve(self, ctx: _Outputs) -> str:
         from controller.kinds import registry
 
         key = self.key()
-        value = ctx.output(key, self.output or str(registry.value_sources()[key.kind]))
+        value = ctx.output(key, self.output or registry.value_sources()[key.kind])
         return f"{value}:{self.json_key}::" if self.json_key else value
 
 
