@@ -380,7 +380,9 @@ class ServiceRunner:
         try:
             svc = client("ecs").describe_services(cluster=self.cluster, services=[self.service])["services"][0]
             network = svc.get("networkConfiguration") or {}
-            made = client("ecs").run_task(
+            # One attempt: moto answers 500 to RunTask for a task definition without container-level memory (a
+            # gap, docs/architecture.md), and eight retried 500s only delay the task this bookkeeping is for.
+            made = client("ecs", max_attempts=1).run_task(
                 cluster=self.cluster, taskDefinition=task_def_arn, launchType="FARGATE", count=1,
                 group=f"service:{self.service}", startedBy=self.service[:36],
                 **({"networkConfiguration": network} if network else {}),

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from common.aws import client
 from localplane.mapping_runner import MappingRunner, lambda_record
 
@@ -173,6 +175,7 @@ def test_mapping_runner_runs_at_most_maximum_concurrency_invocations_at_once(
     assert runner.errors == 0
 
 
+@pytest.mark.soak  # about 20 s: outside the default suite's 15 min budget, run by .ci/run
 def test_mapping_runner_function_timeout_fails_the_batch_and_restarts_the_runtime(
     aws: str, role_arn: str, tmp_path: Path
 ) -> None:

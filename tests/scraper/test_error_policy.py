@@ -129,6 +129,7 @@ def test_policy_renderer_crash_retries_once_per_round_then_dead_letters(
     wait_for(lambda: not chromium_of(worker_tag), 15, "every Chromium of the worker to exit")
 
 
+@pytest.mark.soak  # about 20 s: outside the default suite's 15 min budget, run by .ci/run
 def test_policy_hanging_page_retries_longer_while_it_fits_then_dead_letters(
         plane: Plane, standin: Any, make_settings: Any, worker_tag: str,
         caplog: pytest.LogCaptureFixture) -> None:
