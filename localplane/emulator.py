@@ -11,6 +11,11 @@ Second, FIFO receives: moto 5.2 decides which message groups are blocked from a 
 ReceiveMessage starts, so a long poll missed a group freed mid-poll (up to 20 s late), and a group whose messages
 timed out together was redelivered later-first (AWS never breaks a group's order). `localplane.sqs_fifo` receives
 from FIFO queues with AWS's per-group semantics instead; standard queues are moto's own.
+
+Third, a mapping made on an alias (``function:NAME:live``): moto resolves the alias at CreateEventSourceMapping
+and keeps the version it pointed at then (``FunctionArn`` ``function:NAME:1``) for ever, so the mapping would
+never follow a release. AWS keeps the alias ARN and invokes whatever the alias points at when it polls; here
+the mapping keeps the alias ARN too, and the local plane resolves the alias at each invocation.
 """
 
 from __future__ import annotations
@@ -61,6 +66,31 @@ def patch_moto() -> None:
 
     models.Queue.__init__ = init  # type: ignore[method-assign]
     patch_fifo_receives()
+    _patch_mappings_on_aliases()
+
+
+def _alias_qualifier(function_name: str) -> str | None:
+    """The alias a FunctionName (name, ``name:qualifier``, ARN or qualified ARN) names, or None."""
+    parts = function_name.split(":")
+    qualifier = parts[7] if parts[0] == "arn" and len(parts) > 7 else (parts[1] if len(parts) == 2 else None)
+    if qualifier is None or qualifier == "$LATEST" or qualifier.isdigit():
+        return None
+    return qualifier
+
+
+def _patch_mappings_on_aliases() -> None:
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create(self: Any, spec: dict[str, Any]) -> Any:
+        alias = _alias_qualifier(str(spec.get("FunctionName", "")))
+        esm = original(self, spec)
+        if alias is not None:
+            esm.function_arn = f"{esm.function_arn.rsplit(':', 1)[0]}:{alias}"
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create  # type: ignore[method-assign]
 
 
 def _exit_now(signum: int, frame: Any) -> None:
