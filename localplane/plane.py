@@ -90,10 +90,10 @@ class LocalPlane:
             function: dict[str, Any] = lam.get_function_configuration(FunctionName=mapping["FunctionArn"])
             self._function_env.update(function.get("Environment", {}).get("Variables", {}))
             runner = MappingRunner(mapping, function, self.extra_env, self._function_log,
-                                   recorder=self.metrics.lambdas)
+                                   recorder=self.metrics.lambdas, code_cache=self.log_dir / "lambda-code")
             runner.start()
             self.mappings[uuid] = runner
-            log.info("polling %s for %s", mapping["EventSourceArn"], function["FunctionName"])
+            log.info("polling %s for %s", mapping["EventSourceArn"], mapping["FunctionArn"])
 
     def _sync_services(self) -> None:
         ecs = client("ecs")
