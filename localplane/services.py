@@ -179,7 +179,7 @@ class MotoServer(_Process):
         # Where the emulator leaves each Lambda version's zip for GetFunction's Code.Location (see emulator.py).
         from localplane.emulator import CODE_DIR_VARIABLE
 
-        env = {**os.environ, CODE_DIR_VARIABLE: str(self.workdir / "lambda-code")}
+        env = {**os.environ, CODE_DIR_VARIABLE: str(self.workdir / "lambda-zips")}
         self._spawn(argv, self.workdir / "moto.log", env)
         assert self.proc is not None
         _wait_until(self._answers, timeout_s, f"moto server on port {self.port}", self.proc)

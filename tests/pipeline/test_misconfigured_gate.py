@@ -49,6 +49,9 @@ def test_misconfigured_gate_holds_valid_jobs_on_the_queue_until_fixed_then_compl
     good: dict[str, str] = {}
 
     def break_gate() -> None:
+        # The stack's own controller (enforce mode) would revert a hand-made release at its first pass, and the
+        # mapping runner follows the alias within a second: keep it stopped for this scenario.
+        client("ecs").update_service(cluster="huntaze", service="huntaze-controller", desiredCount=0)
         good.update(function_env())
         release_function_env({k: v for k, v in good.items() if k != "HUNTAZE_WORKFLOWS_QUEUE_URL"})
 
