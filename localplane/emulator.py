@@ -11,6 +11,16 @@ Second, FIFO receives: moto 5.2 decides which message groups are blocked from a 
 ReceiveMessage starts, so a long poll missed a group freed mid-poll (up to 20 s late), and a group whose messages
 timed out together was redelivered later-first (AWS never breaks a group's order). `localplane.sqs_fifo` receives
 from FIFO queues with AWS's per-group semantics instead; standard queues are moto's own.
+
+Third, a mapping made on an alias (``function:NAME:live``): moto resolves the alias at CreateEventSourceMapping
+and keeps the version it pointed at then (``FunctionArn`` ``function:NAME:1``) for ever, so the mapping would
+never follow a release. AWS keeps the alias ARN and invokes whatever the alias points at when it polls; here
+the mapping keeps the alias ARN too, and the local plane resolves the alias at each invocation.
+
+Fourth, GetFunction's ``Code.Location``: moto answers an S3 URL that leads nowhere, so the code of a version could
+not be downloaded. Here, when ``HUNTAZE_LAMBDA_CODE_DIR`` is set (`localplane.services.MotoServer` sets it to its
+work dir), the zip of the function or version asked for is written there once per CodeSha256 and Location is
+its ``file://`` URL: the local plane downloads a version's code as it would follow AWS's presigned URL.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from typing import Any
 # SQSBackend.receive_message, lambda_event_source_mappings). pyproject.toml pins the same range; another version
 # fails at start, clearly.
 SUPPORTED_MOTO = ((5, 2), (5, 3))  # >= 5.2, < 5.3
+CODE_DIR_VARIABLE = "HUNTAZE_LAMBDA_CODE_DIR"  # where GetFunction's Code.Location points (see the docstring)
 
 
 def check_moto_version(version: str) -> str | None:
@@ -61,6 +72,61 @@ def patch_moto() -> None:
 
     models.Queue.__init__ = init  # type: ignore[method-assign]
     patch_fifo_receives()
+    _patch_mappings_on_aliases()
+    _patch_code_locations()
+
+
+def _patch_code_locations() -> None:
+    import hashlib
+    from pathlib import Path
+
+    from moto.awslambda.models import LambdaFunction
+
+    where = os.environ.get(CODE_DIR_VARIABLE)
+    if not where:
+        return
+    code_dir = Path(where)
+    original = LambdaFunction.get_code
+
+    def get_code(self: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = original(self)
+        code = getattr(self, "code_bytes", b"")
+        if code and "Location" in answer.get("Code", {}):
+            digest = hashlib.sha256(code).hexdigest()
+            path = code_dir / f"{digest}.zip"
+            if not path.exists():
+                code_dir.mkdir(parents=True, exist_ok=True)
+                scratch = path.with_suffix(f".tmp{os.getpid()}")
+                scratch.write_bytes(code)
+                scratch.replace(path)
+            answer["Code"]["Location"] = path.as_uri()
+        return answer
+
+    LambdaFunction.get_code = get_code  # type: ignore[method-assign]
+
+
+def _alias_qualifier(function_name: str) -> str | None:
+    """The alias a FunctionName (name, ``name:qualifier``, ARN or qualified ARN) names, or None."""
+    parts = function_name.split(":")
+    qualifier = parts[7] if parts[0] == "arn" and len(parts) > 7 else (parts[1] if len(parts) == 2 else None)
+    if qualifier is None or qualifier == "$LATEST" or qualifier.isdigit():
+        return None
+    return qualifier
+
+
+def _patch_mappings_on_aliases() -> None:
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create(self: Any, spec: dict[str, Any]) -> Any:
+        alias = _alias_qualifier(str(spec.get("FunctionName", "")))
+        esm = original(self, spec)
+        if alias is not None:
+            esm.function_arn = f"{esm.function_arn.rsplit(':', 1)[0]}:{alias}"
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create  # type: ignore[method-assign]
 
 
 def _exit_now(signum: int, frame: Any) -> None:

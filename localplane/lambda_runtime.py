@@ -1,10 +1,11 @@
 """A local Lambda runtime: one child process per function, like a warm Lambda execution environment.
 
-Started by `localplane.mapping_runner` with the function's environment variables (from GetFunctionConfiguration)
-and the repository on PYTHONPATH (the deployed zip carries arm64 wheels that cannot load on every dev machine, so
-the same source runs from the checkout). It reads one JSON event per stdin line, calls the handler, and writes
-one JSON line ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ...}`` to stdout. Handler logs go to
-stderr, as CloudWatch Logs would collect them.
+Started by `localplane.mapping_runner` with the environment variables of the version it runs and, on PYTHONPATH,
+that version's code unpacked from its zip (for a mapping on an alias; `localplane.lambda_versions`: when the zip
+is built for another architecture, only its own packages, the dependencies then come from this environment)
+ahead of the repository (a mapping on ``$LATEST`` runs the checkout). It reads one JSON event per stdin line,
+calls the handler, and writes one JSON line ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ...}`` to
+stdout. Handler logs go to stderr, as CloudWatch Logs would collect them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def _reply_channel() -> Any:
     return replies
 
 
-def serve(handler_path: str, function_name: str, function_arn: str, memory: int, timeout_s: int) -> int:
+def serve(handler_path: str, function_name: str, function_arn: str, memory: int, timeout_s: int, *,
+          function_version: str = "$LATEST") -> int:
     real_stdout = _reply_channel()
     handler = _load(handler_path)
     for line in sys.stdin:
@@ -62,7 +64,7 @@ def serve(handler_path: str, function_name: str, function_arn: str, memory: int,
         event = json.loads(line)
         context = LambdaContext(
             function_name=function_name, memory_limit_in_mb=memory, timeout_s=timeout_s,
-            aws_request_id=str(uuid.uuid4()), invoked_function_arn=function_arn,
+            aws_request_id=str(uuid.uuid4()), invoked_function_arn=function_arn, function_version=function_version,
             log_group_name=f"/aws/lambda/{function_name}", _deadline=time.monotonic() + timeout_s,
         )
         try:
@@ -82,8 +84,10 @@ def main() -> int:
     parser.add_argument("--function-arn", default="")
     parser.add_argument("--memory", type=int, default=256)
     parser.add_argument("--timeout", type=int, default=30)
+    parser.add_argument("--function-version", default="$LATEST")
     args = parser.parse_args()
-    return serve(args.handler, args.function_name, args.function_arn, args.memory, args.timeout)
+    return serve(args.handler, args.function_name, args.function_arn, args.memory, args.timeout,
+                 function_version=args.function_version)
 
 
 if __name__ == "__main__":

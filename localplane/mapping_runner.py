@@ -13,6 +13,13 @@ enabled mapping. It behaves like Lambda's SQS poller:
   timeout leaves the whole batch to reappear after its visibility timeout.
 
 On `stop()`, a poller that still holds received messages releases them (visibility 0) rather than invoke.
+
+Versions: a mapping on an alias (the gate's ``function:NAME:live``) invokes, for each batch, one of the versions
+the alias points at, in proportion to its weights (`localplane.lambda_versions`; the alias is read again at most
+once a second, so a release or a rollback reaches the next batches), and runs that version's own code, downloaded
+from GetFunction's Code.Location, with that version's environment; each poller keeps one warm runtime per version.
+A mapping on the function itself runs ``$LATEST`` from the working tree, as before. ``by_version`` counts the
+invocations of each version.
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ import logging
 import math
 import os
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from common.aws import client
+from localplane import lambda_versions
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,15 +77,21 @@ def lambda_record(message: dict[str, Any], source_arn: str, region: str) -> dict
 class FunctionProcess:
     """A warm local runtime for one function (see `localplane.lambda_runtime`)."""
 
-    def __init__(self, function: dict[str, Any], extra_env: dict[str, str], log_file: IO[bytes] | None) -> None:
+    def __init__(self, function: dict[str, Any], extra_env: dict[str, str], log_file: IO[bytes] | None,
+                 code: Path | None = None) -> None:
+        """``code``: the unpacked code of the version ``function`` describes, first on the path (None: the
+        working tree)."""
         env = {**os.environ, **function.get("Environment", {}).get("Variables", {}), **extra_env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        paths = (str(code) if code else "", str(REPO_ROOT), env.get("PYTHONPATH", ""))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env["AWS_LAMBDA_FUNCTION_NAME"] = function["FunctionName"]
+        env["AWS_LAMBDA_FUNCTION_VERSION"] = str(function.get("Version") or lambda_versions.LATEST)
         self.timeout_s = float(function.get("Timeout", 3))
         argv = [
             sys.executable, "-m", "localplane.lambda_runtime", "--handler", function["Handler"],
             "--function-name", function["FunctionName"], "--function-arn", function["FunctionArn"],
             "--memory", str(function.get("MemorySize", 128)), "--timeout", str(function.get("Timeout", 3)),
+            "--function-version", env["AWS_LAMBDA_FUNCTION_VERSION"],
         ]
         self._argv, self._env, self._log_file = argv, env, log_file
         self.proc = self._spawn()
@@ -126,6 +142,7 @@ class FunctionProcess:
 
 LAMBDA_LONG_POLL_S = 20
 LAMBDA_MIN_CONCURRENCY = 2
+WEIGHTS_REFRESH_S = 1.0
 
 
 class MappingRunner(threading.Thread):
@@ -134,16 +151,30 @@ class MappingRunner(threading.Thread):
     def __init__(
         self, mapping: dict[str, Any], function: dict[str, Any], extra_env: dict[str, str],
         log_file: IO[bytes] | None = None, poll_wait_s: int = LAMBDA_LONG_POLL_S, *, recorder: Any = None,
+        code_cache: Path | None = None,
     ) -> None:
         super().__init__(name=f"mapping-{function['FunctionName']}", daemon=True)
         self.mapping = mapping
+        self.function_arn = str(mapping["FunctionArn"])
+        self.versioned = lambda_versions.split_arn(self.function_arn)[1] not in (None, lambda_versions.LATEST)
+        self._extra_env, self._log_file = extra_env, log_file
+        self._own_cache = code_cache is None  # made on first use, removed when the runner ends
+        self.code_cache = code_cache
+        self._weights: dict[str, float] = {}
+        self._weights_read = -math.inf
+        self._weights_lock = threading.Lock()
+        self.by_version: dict[str, int] = {}
         self.source_arn = str(mapping["EventSourceArn"])
         self.batch_size = min(int(mapping.get("BatchSize", 10)), 10)
         self.batching_window_s = float(mapping.get("MaximumBatchingWindowInSeconds") or 0)
         scaling = mapping.get("ScalingConfig") or {}
         self.concurrency = max(LAMBDA_MIN_CONCURRENCY, int(scaling.get("MaximumConcurrency") or 0))
         self.poll_wait_s = poll_wait_s
-        self.runtimes = [FunctionProcess(function, extra_env, log_file) for _ in range(self.concurrency)]
+        # One pool of warm runtimes (version -> process) per poller. $LATEST's starts now; versions on first use.
+        self.pools: list[dict[str, FunctionProcess]] = [
+            {} if self.versioned else {lambda_versions.LATEST: FunctionProcess(function, extra_env, log_file)}
+            for _ in range(self.concurrency)]
+        self._timeout_s = float(function.get("Timeout", 3))
         self.region = self.source_arn.split(":")[3]
         self.queue_url = queue_url_from_arn(self.source_arn)
         self.report_failures = "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", [])
@@ -161,18 +192,54 @@ class MappingRunner(threading.Thread):
         self._halt.set()
 
     def run(self) -> None:
-        pollers = [threading.Thread(target=self._poll, args=(runtime,), daemon=True, name=f"{self.name}-{i}")
-                   for i, runtime in enumerate(self.runtimes)]
+        pollers = [threading.Thread(target=self._poll, args=(pool,), daemon=True, name=f"{self.name}-{i}")
+                   for i, pool in enumerate(self.pools)]
         for poller in pollers:
             poller.start()
         self._halt.wait()
         for poller in pollers:
-            poller.join(timeout=self.poll_wait_s + max(r.timeout_s for r in self.runtimes) + 5)
-        for runtime in self.runtimes:
-            runtime.close()
+            poller.join(timeout=self.poll_wait_s + self._timeout_s + 5)
+        for pool in self.pools:
+            for runtime in pool.values():
+                runtime.close()
+        if self._own_cache and self.code_cache is not None:
+            shutil.rmtree(self.code_cache, ignore_errors=True)
 
-    def _poll(self, runtime: FunctionProcess) -> None:
+    def served(self) -> dict[str, float]:
+        """The versions the mapping's function ARN serves now, with their weights (read at most once a second)."""
+        if not self.versioned:
+            return {lambda_versions.LATEST: 1.0}
+        with self._weights_lock:
+            if time.monotonic() - self._weights_read >= WEIGHTS_REFRESH_S:
+                weights = lambda_versions.served_versions(client("lambda"), self.function_arn)
+                if weights != self._weights:
+                    log.info("%s serves %s", self.function_arn,
+                             ", ".join(f"version {v} {w:.0%}" for v, w in weights.items()))
+                self._weights, self._weights_read = weights, time.monotonic()
+            return dict(self._weights)
+
+    def _runtime(self, pool: dict[str, FunctionProcess], picker: lambda_versions.WeightedPicker) -> tuple[
+            str, FunctionProcess]:
+        """The warm runtime of the version this invocation goes to (started, with that version's code, if new);
+        runtimes of versions the alias no longer serves are closed."""
+        weights = self.served()
+        version = picker.pick(weights)
+        for gone in [v for v in pool if v not in weights]:
+            pool.pop(gone).close()
+        if version not in pool:
+            function, _ = lambda_versions.split_arn(self.function_arn)
+            with self._weights_lock:
+                if self.code_cache is None:
+                    self.code_cache = Path(tempfile.mkdtemp(prefix="huntaze-lambda-code-"))
+            code, config = lambda_versions.code_dir(client("lambda"), function, version, self.code_cache)
+            log.info("starting a runtime for %s version %s (code %s, CodeSha256 %s)", function, version, code,
+                     config.get("CodeSha256"))
+            pool[version] = FunctionProcess(config, self._extra_env, self._log_file, code)
+        return version, pool[version]
+
+    def _poll(self, pool: dict[str, FunctionProcess]) -> None:
         sqs = client("sqs")
+        picker = lambda_versions.WeightedPicker()
         while not self._halt.is_set():
             try:
                 messages = self._gather(sqs)
@@ -183,6 +250,15 @@ class MappingRunner(threading.Thread):
             if messages and self._halt.is_set():
                 self._release(sqs, messages)
             elif messages:
+                try:
+                    version, runtime = self._runtime(pool, picker)
+                except Exception:  # the alias or the code cannot be read now: the batch comes back, as on AWS
+                    log.exception("cannot resolve the version of %s to invoke", self.function_arn)
+                    self._release(sqs, messages)
+                    self._halt.wait(1)
+                    continue
+                with self._count_lock:
+                    self.by_version[version] = self.by_version.get(version, 0) + 1
                 self._invoke(sqs, runtime, messages)
 
     def _receive(self, sqs: Any, count: int, wait_s: int) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 Started by `huntazectl up` (and by end-to-end tests) once the controller has applied the stack to the moto
 server. Every tick it discovers enabled event source mappings (and starts a `MappingRunner` for each new one),
 syncs every ECS service's task processes (`ServiceRunner`), and applies target tracking (`Autoscaler`). It
-then publishes the AWS metrics moto lacks (`MetricsPublisher`) and evaluates the alarms (`AlarmEvaluator`).
+then publishes the AWS metrics moto lacks (`MetricsPublisher`), evaluates the alarms (`AlarmEvaluator`) and
+moves the Lambda aliases in a traffic shift along their schedule, or back on an alarm (`TrafficShifter`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from localplane.autoscaler import Autoscaler
 from localplane.mapping_runner import MappingRunner
 from localplane.metrics import MetricsPublisher, TaskProcess
 from localplane.service_runner import ServiceRunner
+from localplane.traffic_shifter import TrafficShifter
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class LocalPlane:
         self.autoscaler = Autoscaler()
         self.metrics = MetricsPublisher(scale=self._time_scale)
         self.alarms = AlarmEvaluator(scale=self._time_scale)
+        self.shifts = TrafficShifter(scale=self._time_scale)
         self._scale: float | None = None
         self._function_env: dict[str, str] = {}
         self._stop = threading.Event()
@@ -70,6 +73,7 @@ class LocalPlane:
             (svc.cluster, svc.service): [TaskProcess(*p) for p in svc.processes()] for svc in self.services.values()
         })
         self.alarms.tick()
+        self.shifts.tick()
 
     def _time_scale(self) -> float:
         """Alarm periods shrink by the factor the local overlay shrinks the gate's rate window (see alarms.py)."""
@@ -90,10 +94,10 @@ class LocalPlane:
             function: dict[str, Any] = lam.get_function_configuration(FunctionName=mapping["FunctionArn"])
             self._function_env.update(function.get("Environment", {}).get("Variables", {}))
             runner = MappingRunner(mapping, function, self.extra_env, self._function_log,
-                                   recorder=self.metrics.lambdas)
+                                   recorder=self.metrics.lambdas, code_cache=self.log_dir / "lambda-code")
             runner.start()
             self.mappings[uuid] = runner
-            log.info("polling %s for %s", mapping["EventSourceArn"], function["FunctionName"])
+            log.info("polling %s for %s", mapping["EventSourceArn"], mapping["FunctionArn"])
 
     def _sync_services(self) -> None:
         ecs = client("ecs")

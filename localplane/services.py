@@ -78,10 +78,10 @@ class _Process:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def _spawn(self, argv: list[str], log_path: Path) -> None:
+    def _spawn(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, libc loaded before the fork
         )
         log.close()
@@ -176,7 +176,11 @@ class MotoServer(_Process):
         if self.running:
             return
         argv = [sys.executable, "-m", "localplane.emulator", "-H", LOOPBACK, "-p", str(self.port)]
-        self._spawn(argv, self.workdir / "moto.log")
+        # Where the emulator leaves each Lambda version's zip for GetFunction's Code.Location (see emulator.py).
+        from localplane.emulator import CODE_DIR_VARIABLE
+
+        env = {**os.environ, CODE_DIR_VARIABLE: str(self.workdir / "lambda-zips")}
+        self._spawn(argv, self.workdir / "moto.log", env)
         assert self.proc is not None
         _wait_until(self._answers, timeout_s, f"moto server on port {self.port}", self.proc)
 

@@ -15,8 +15,9 @@ Where the rollout state comes from, and every output says which:
   current deployment and the one it replaces; ECS keeps no longer history there, so ``history`` then shows only
   those).
 
-The Function half (``rollout ... function NAME``, the gate's CodeDeploy traffic shift) is not built yet.
-Exit 0; 1 when the service does not exist; 2 on a usage error (what to type instead).
+``rollout ... function NAME``: a Lambda function's releases (versions behind its ``live`` alias, the weights of a
+traffic shift, its record on the alias), in `controller.commands._rollout_function`.
+Exit 0; 1 when the service or function does not exist; 2 on a usage error (what to type instead).
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ def register(sub: Any) -> None:
     from controller.commands._common import add_identity_arguments
 
     parser: argparse.ArgumentParser = sub.add_parser(
-        "rollout", help="show or undo a service's deployment (status, history, undo)")
+        "rollout", help="show or undo a service's deployment or a function's release (status, history, undo)")
     parser.add_argument("action", choices=["status", "history", "undo"])
-    parser.add_argument("target", choices=TARGETS, metavar="service", help="what is rolled out (service)")
-    parser.add_argument("name", metavar="NAME", help="the ECS service name (e.g. huntaze-onlyfans-scraper)")
+    parser.add_argument("target", choices=TARGETS, metavar="service|function",
+                        help="what is rolled out: an ECS service or a Lambda function")
+    parser.add_argument("name", metavar="NAME",
+                        help="the ECS service or Lambda function name (e.g. huntaze-onlyfans-scraper, "
+                             "huntaze-rate-limiter)")
     parser.add_argument("--cluster", default=None, help="its ECS cluster (default: the one that has it)")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="local plane run dir holding deployments/ (default: .huntaze/current's)")
@@ -52,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from common.aws import client
 
     if args.target == "function":
-        raise HuntazeCtlError("rollout of a function (the gate's CodeDeploy traffic shift, issue 14 part 1) is not "
-                              "built yet; `rollout status service NAME` works for ECS services")
+        from controller.commands import _rollout_function
+
+        return _rollout_function.run(args.action, args.name, args.output)
     ecs = client("ecs")
     service = _find_service(ecs, args.name, args.cluster)
     if service is None:

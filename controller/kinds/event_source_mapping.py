@@ -2,7 +2,10 @@
 
 Registered with `controller.kinds.registry`; the reconciler calls the verbs. A mapping has no name in AWS,
 only a UUID Lambda invents, so it is found by its identity: (function ARN, source queue ARN), from
-``functionRef`` and ``queueRef``. Both are immutable: another pair is another mapping.
+``functionRef`` and ``queueRef``. Both are immutable: another pair is another mapping. The function ARN is the
+function's ``live`` alias (its ``aliasArn`` output), never ``$LATEST``: a release moves the alias, not the
+mapping. A mapping left on the unqualified function (made before aliases) is found too, and shows as a
+``functionArn`` change, which is a replacement.
 
 Compared: batch size, batching window, ``ReportBatchItemFailures`` (the gate returns partial batch failures;
 without it one failed record would redeliver the whole batch), ScalingConfig.MaximumConcurrency and enabled.
@@ -76,7 +79,16 @@ def find_mapping(lam: Any, function_arn: str, source_arn: str) -> dict[str, Any]
         for mapping in page.get("EventSourceMappings", []):
             if mapping.get("EventSourceArn") == source_arn and _same_function(mapping["FunctionArn"], function_arn):
                 return dict(mapping)
+    unqualified = _unqualified(function_arn)
+    if unqualified != function_arn:  # a mapping made on the function itself, before the alias
+        return find_mapping(lam, unqualified, source_arn)
     return None
+
+
+def _unqualified(function_arn: str) -> str:
+    """``arn:aws:lambda:R:A:function:NAME`` of a (possibly qualified) function ARN."""
+    parts = function_arn.split(":")
+    return ":".join(parts[:7]) if len(parts) > 7 and parts[5] == "function" else function_arn
 
 
 def _same_function(left: str, right: str) -> bool:
@@ -178,7 +190,7 @@ class EventSourceMappingKind(Kind[EventSourceMappingSpec]):
 
     def _identity(self, manifest: Manifest, ctx: Context) -> tuple[str, str]:
         spec = self.spec(manifest)
-        function_arn = ctx.output(ResourceKey(kind="Function", name=spec.function_ref), "arn")
+        function_arn = ctx.output(ResourceKey(kind="Function", name=spec.function_ref), "aliasArn")
         source_arn = ctx.output(ResourceKey(kind="Queue", name=spec.queue_ref), "arn")
         return function_arn, source_arn
 

@@ -8,6 +8,16 @@ two differ. Environment values may come from other resources (``valueFrom: {queu
 
 Every write is followed by a wait while Lambda reports ``LastUpdateStatus: InProgress`` (the next write would
 fail with ResourceConflictException), bounded by `controller.retrying.wait_for`.
+
+Releases: the function is invoked through its ``live`` alias (output ``aliasArn``; the EventSourceMapping kind
+points there, never at ``$LATEST``). The field ``release`` reads ``current`` when the version the alias serves
+(the new one, during a shift) has ``$LATEST``'s code and configuration; any change of code or configuration
+therefore publishes one version (PublishVersion) and moves the alias by the spec's ``deployment.strategy``
+(`controller.traffic_shift`): AllAtOnce at once; a canary or linear strategy sets the alias' RoutingConfig weight
+of the new version to the first step and records the shift on the alias, for a follower to complete (CodeDeploy
+on AWS). A change of tags or reserved concurrency alone publishes nothing, and neither does an unchanged apply.
+The alias is part of this kind, not a kind of its own: it has no spec beyond ``deployment`` and lives and dies
+with its function.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from controller import packaging
+from controller import packaging, traffic_shift
 from controller.errors import PermanentError, TemporaryError
 from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
 from controller.kinds.registry import register
@@ -30,6 +40,7 @@ from controller.retrying import wait_for
 from controller.specs.fields import ARN, RefTo, SpecModel, ValueRef, aws_name, in_range, simple_name
 
 UPDATE_TIMEOUT_S = 300.0
+RELEASE_CURRENT = "current"
 _CONFIG_FIELDS = ("runtime", "handler", "memorySize", "timeout", "role", "environment", "description")
 
 
@@ -48,6 +59,27 @@ class EnvValue(SpecModel):
     value_from: ValueRef
 
 
+def _strategy(name: str) -> str:
+    traffic_shift.parse(name)
+    return name
+
+
+class Deployment(SpecModel):
+    """How a new version takes the alias' traffic: one of CodeDeploy's predefined Lambda configurations."""
+
+    strategy: Annotated[str, AfterValidator(_strategy)] = "AllAtOnce"
+    alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fits_the_record(self) -> Deployment:
+        if len(set(self.alarms)) != len(self.alarms):
+            raise ValueError("alarms: each alarm once")
+        if not traffic_shift.alarms_fit(self.alarms):
+            raise ValueError(f"alarms: the shift record on the alias (its Description, {traffic_shift.DESCRIPTION_MAX}"
+                             " characters) cannot hold these names; list fewer alarms, or one composite alarm")
+        return self
+
+
 class FunctionSpec(SpecModel):
     function_name: Annotated[str, AfterValidator(FUNCTION_NAME)] | None = None  # defaults to metadata.name
     code: Code
@@ -62,6 +94,7 @@ class FunctionSpec(SpecModel):
     environment: dict[Annotated[str, AfterValidator(ENV_NAME)], str | EnvValue] = Field(default_factory=dict)
     reserved_concurrency: Annotated[int, AfterValidator(in_range(0, 1000))] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    deployment: Deployment = Field(default_factory=Deployment)
 
     @model_validator(mode="after")
     def _one_role(self) -> FunctionSpec:
@@ -146,6 +179,7 @@ class FunctionKind(Kind[FunctionSpec]):
             "codeSha256": built.sha256_b64,
             "reservedConcurrency": spec.reserved_concurrency,
             "tags": desired_tags(manifest, ctx.stack, spec.tags),
+            "release": RELEASE_CURRENT,
         }
 
     def build(self, manifest: Manifest) -> packaging.LambdaZip:
@@ -163,8 +197,9 @@ class FunctionKind(Kind[FunctionSpec]):
         return built
 
     def read(self, manifest: Manifest, ctx: Context) -> LiveResource | None:
-        found = self.read_or_none(ctx.client("lambda").get_function, FunctionName=function_name(manifest))
-        return None if found is None else self._live(found, manifest.key, ctx)
+        lam = ctx.client("lambda")
+        found = self.read_or_none(lam.get_function, FunctionName=function_name(manifest))
+        return None if found is None else self._live(found, manifest.key, ctx, lam)
 
     def create(self, manifest: Manifest, desired: dict[str, Any], ctx: Context) -> LiveResource:
         lam = ctx.client("lambda")
@@ -177,6 +212,7 @@ class FunctionKind(Kind[FunctionSpec]):
             **self._config_args(desired),
         )
         self._wait_ready(lam, manifest)
+        self._release(lam, manifest, desired["functionName"])
         if desired["reservedConcurrency"] is not None:
             lam.put_function_concurrency(
                 FunctionName=desired["functionName"], ReservedConcurrentExecutions=desired["reservedConcurrency"]
@@ -195,6 +231,8 @@ class FunctionKind(Kind[FunctionSpec]):
         if set(_CONFIG_FIELDS) & set(changed):
             lam.update_function_configuration(FunctionName=name, **self._config_args(desired))
             self._wait_ready(lam, manifest)
+        if {"codeSha256", "architecture", "release", *_CONFIG_FIELDS} & set(changed):
+            self._release(lam, manifest, name)
         if "reservedConcurrency" in changed:
             if desired["reservedConcurrency"] is None:
                 lam.delete_function_concurrency(FunctionName=name)
@@ -222,7 +260,7 @@ class FunctionKind(Kind[FunctionSpec]):
                 tags = user_tags(lam.list_tags(Resource=config["FunctionArn"]).get("Tags") or {})
                 if is_owned(tags, ctx.stack):
                     found = lam.get_function(FunctionName=config["FunctionArn"])
-                    owned.append(self._live(found, None, ctx))
+                    owned.append(self._live(found, None, ctx, lam))
         return owned
 
     def replacement_impact(self, live: LiveResource, ctx: Context) -> str:
@@ -267,7 +305,46 @@ class FunctionKind(Kind[FunctionSpec]):
             reason = config.get("LastUpdateStatusReason") or config.get("StateReason") or "no reason given"
             raise PermanentError(str(manifest.key), f"Lambda reports the update failed: {reason}")
 
-    def _live(self, found: dict[str, Any], key: ResourceKey | None, ctx: Context) -> LiveResource:
+    def _release(self, lam: Any, manifest: Manifest, name: str) -> None:
+        """Publish $LATEST as a version and move the ``live`` alias to it by the spec's strategy."""
+        spec = self.spec(manifest)
+        strategy = traffic_shift.parse(spec.deployment.strategy)
+        alias = self.read_or_none(lam.get_alias, FunctionName=name, Name=traffic_shift.ALIAS)
+        old = None if alias is None else str(alias["FunctionVersion"])
+        # No Description: a version's would replace the function's own, and the version is compared with $LATEST.
+        new = str(lam.publish_version(FunctionName=name)["Version"])
+        record = traffic_shift.ShiftRecord(new=new, old=old, strategy=strategy.name, started=traffic_shift.now_iso(),
+                                           alarms=list(spec.deployment.alarms))
+        if alias is None:
+            done = record.finished(traffic_shift.COMPLETED, "first version: nothing to shift from")
+            lam.create_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=new,
+                             Description=done.encode())
+            return
+        if traffic_shift.weights(alias) == {new: 1.0}:
+            return  # the alias serves this version alone already (AWS returned the version it had published)
+        if strategy.kind == "all-at-once" or old == new:
+            done = record.finished(traffic_shift.COMPLETED, f"{strategy.name}: all traffic moved at once")
+            lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=new,
+                             RoutingConfig={"AdditionalVersionWeights": {}}, Description=done.encode())
+            return
+        first_weight = strategy.steps()[0][1]
+        lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=old,
+                         RoutingConfig={"AdditionalVersionWeights": {new: first_weight}}, Description=record.encode())
+
+    def _release_state(self, lam: Any, config: dict[str, Any]) -> str:
+        """``current`` when the version the alias serves (the new one during a shift) is $LATEST's code and
+        configuration; else what it serves."""
+        alias = self.read_or_none(lam.get_alias, FunctionName=config["FunctionName"], Name=traffic_shift.ALIAS)
+        if alias is None:
+            return f"no {traffic_shift.ALIAS!r} alias"
+        extra = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        serving = str(next(iter(extra), alias["FunctionVersion"]))
+        version = lam.get_function_configuration(FunctionName=config["FunctionName"], Qualifier=serving)
+        if _config_fields(version) == _config_fields(config):
+            return RELEASE_CURRENT
+        return f"version {serving} (not the code and configuration of $LATEST)"
+
+    def _live(self, found: dict[str, Any], key: ResourceKey | None, ctx: Context, lam: Any) -> LiveResource:
         config = found["Configuration"]
         tags = user_tags(found.get("Tags") or {})
         concurrency = (found.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
@@ -280,8 +357,10 @@ class FunctionKind(Kind[FunctionSpec]):
                 **_config_fields(config),
                 "reservedConcurrency": concurrency,
                 "tags": tags,
+                "release": self._release_state(lam, config),
             },
-            outputs={"arn": config["FunctionArn"], "name": name},
+            outputs={"arn": config["FunctionArn"], "name": name,
+                     "aliasArn": f"{config['FunctionArn']}:{traffic_shift.ALIAS}"},
             tags=tags,
             owned=is_owned(tags, ctx.stack),
         )

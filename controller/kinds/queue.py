@@ -234,4 +234,4 @@ class QueueHandler(Kind[QueueSpec]):
             mappings = ctx.client("lambda").list_event_source_mappings(EventSourceArn=live.outputs["arn"])
         except Exception:  # the Lambda API may be unavailable in this account or emulator: report unknown
             return ["unknown (cannot list Lambda event source mappings)"]
-        return [f"lambda:{m['FunctionArn'].rsplit(':', 1)[-1]}" for m in mappings.get("EventSourceMappings", [])]
+        return [f"lambda:{':'.join(m['FunctionArn'].split(':')[6:])}" for m in mappings.get("EventSourceMappings", [])]

@@ -158,4 +158,4 @@ def test_rollout_unknown_service_and_function_say_what_to_do(
     code, out = rollout(capsys, "status", "service", "nope", "--run-dir", str(tmp_path))
     assert code == 1 and "no ACTIVE ECS service 'nope' in any cluster" in out, out
     code, out = rollout(capsys, "status", "function", "gate")
-    assert code == 2 and "not built yet" in out and "rollout status service NAME" in out, out
+    assert code == 1 and "no Lambda function 'gate'" in out, out

@@ -40,9 +40,11 @@ def wiring(kit: Any) -> dict[str, str]:
         Role=role,
         Handler="h.handler",
         Code={"ZipFile": _zip()},
+        Publish=True,
     )["FunctionArn"]
-    kit.resolve("Function", "huntaze-rate-limiter", arn=function)
-    arns = {"function": function}
+    alias = aws.client("lambda").create_alias(FunctionName="huntaze-rate-limiter", Name="live", FunctionVersion="1")
+    kit.resolve("Function", "huntaze-rate-limiter", arn=function, aliasArn=alias["AliasArn"])
+    arns = {"function": function, "alias": alias["AliasArn"]}
     for name in ("huntaze-rate-limiter-queue", "other-queue"):
         url = aws.client("sqs").create_queue(QueueName=name)["QueueUrl"]
         arn = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -117,3 +119,32 @@ def test_mapping_spec_large_batch_without_window_is_rejected() -> None:
         handler("EventSourceMapping").spec_model.model_validate(
             {**SPEC, "batchSize": 100, "maximumBatchingWindowInSeconds": 0}
         )
+
+
+def test_mapping_points_at_the_live_alias_and_is_still_found_after_a_release(
+    kit: Any, wiring: dict[str, str]
+) -> None:
+    m = kit.manifest("EventSourceMapping", "gate-trigger", SPEC)
+    live = kit.reconcile(m)
+    assert live.fields["functionArn"] == wiring["alias"] and live.fields["functionArn"].endswith(":live")
+    lam = aws.client("lambda")
+    lam.update_function_configuration(FunctionName="huntaze-rate-limiter", Timeout=9)
+    lam.publish_version(FunctionName="huntaze-rate-limiter")
+    lam.update_alias(FunctionName="huntaze-rate-limiter", Name="live", FunctionVersion="2")
+    again = handler("EventSourceMapping").read(m, kit.ctx)
+    assert again is not None and again.outputs["uuid"] == live.outputs["uuid"]
+    assert again.fields["functionArn"] == wiring["alias"]
+    assert not kit.delta(m).has_drift
+
+
+def test_mapping_on_the_unqualified_function_needs_replacing_onto_the_alias(
+    kit: Any, wiring: dict[str, str]
+) -> None:
+    old = aws.client("lambda").create_event_source_mapping(
+        FunctionName=wiring["function"], EventSourceArn=wiring["huntaze-rate-limiter-queue"], BatchSize=10
+    )
+    m = kit.manifest("EventSourceMapping", "gate-trigger", SPEC)
+    found = handler("EventSourceMapping").read(m, kit.ctx)
+    assert found is not None and found.outputs["uuid"] == old["UUID"]
+    assert found.fields["functionArn"] == wiring["function"]  # the diff: an immutable field changed, a replacement
+    assert handler("EventSourceMapping").desired(m, kit.ctx)["functionArn"] == wiring["alias"]

@@ -1,4 +1,5 @@
-"""Function kind against moto: CodeSha256 comparison, UpdateFunctionCode only on change, config drift.
+"""Function kind against moto: CodeSha256 comparison, UpdateFunctionCode only on change, config drift, and releases
+(a version published per change of code or configuration, the ``live`` alias moved by the deployment strategy).
 
 Most tests ship a tiny package written into tmp_path; one builds the real gate zip (wheels cached in .cache).
 """
@@ -83,7 +84,7 @@ def test_function_changed_source_updates_code_only(kit: Any, package: Path, role
     assert kit.delta(m).changed_fields == ["codeSha256"]
     writes = kit.writes("lambda")
     after = kit.reconcile(m).fields["codeSha256"]
-    assert writes.calls == ["UpdateFunctionCode"]
+    assert writes.calls == ["UpdateFunctionCode", "PublishVersion", "UpdateAlias"]
     assert after != before
     assert not kit.delta(m).has_drift
 
@@ -94,10 +95,12 @@ def test_function_config_changed_behind_controller_is_repaired(kit: Any, package
     lam = aws.client("lambda")
     lam.update_function_configuration(FunctionName="huntaze-rate-limiter", Timeout=3, Environment={"Variables": {}})
     lam.delete_function_concurrency(FunctionName="huntaze-rate-limiter")
-    assert set(kit.delta(m).changed_fields) == {"timeout", "environment", "reservedConcurrency"}
+    # The alias still serves version 1 (the spec's configuration): $LATEST is what drifted.
+    assert set(kit.delta(m).changed_fields) == {"timeout", "environment", "reservedConcurrency", "release"}
     writes = kit.writes("lambda")
     kit.reconcile(m)
-    assert writes.calls == ["UpdateFunctionConfiguration", "PutFunctionConcurrency"]
+    assert writes.calls[:2] == ["UpdateFunctionConfiguration", "PublishVersion"]
+    assert writes.calls[-1] == "PutFunctionConcurrency"
     assert not kit.delta(m).has_drift
 
 
@@ -136,3 +139,99 @@ def test_function_real_gate_zip_deploys_and_is_stable(kit: Any, role: str) -> No
 def test_function_spec_out_of_bounds_is_rejected(change: dict[str, Any], message: str, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=message):
         handler("Function").spec_model.model_validate({**_spec(tmp_path), **change})
+
+
+def _versions(name: str = "huntaze-rate-limiter") -> list[str]:
+    found = aws.client("lambda").list_versions_by_function(FunctionName=name)["Versions"]
+    return sorted(v["Version"] for v in found if v["Version"] != "$LATEST")
+
+
+def _alias(name: str = "huntaze-rate-limiter") -> dict[str, Any]:
+    return dict(aws.client("lambda").get_alias(FunctionName=name, Name="live"))
+
+
+def test_function_first_apply_publishes_version_1_behind_the_live_alias(kit: Any, package: Path, role: str) -> None:
+    live = kit.reconcile(kit.manifest("Function", "huntaze-rate-limiter", _spec(package)))
+    assert _versions() == ["1"]
+    alias = _alias()
+    assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert live.outputs["aliasArn"] == alias["AliasArn"] and live.fields["release"] == "current"
+
+
+def test_function_unchanged_second_apply_publishes_no_version(kit: Any, package: Path, role: str) -> None:
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package))
+    kit.reconcile(m)
+    writes = kit.writes("lambda")
+    kit.reconcile(m)
+    assert writes.calls == []
+    assert _versions() == ["1"]
+
+
+def test_function_tags_or_concurrency_change_publishes_no_version(kit: Any, package: Path, role: str) -> None:
+    kit.reconcile(kit.manifest("Function", "huntaze-rate-limiter", _spec(package)))
+    changed = kit.manifest("Function", "huntaze-rate-limiter", _spec(package, reservedConcurrency=7,
+                                                                     tags={"team": "gate"}))
+    assert set(kit.delta(changed).changed_fields) == {"reservedConcurrency", "tags"}
+    writes = kit.writes("lambda")
+    kit.reconcile(changed)
+    assert "PublishVersion" not in writes.calls and _versions() == ["1"]
+
+
+def test_function_all_at_once_release_moves_the_alias_to_the_new_version(kit: Any, package: Path, role: str) -> None:
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package))
+    kit.reconcile(m)
+    changed = kit.manifest("Function", "huntaze-rate-limiter", _spec(package, timeout=45))
+    kit.reconcile(changed)
+    assert _versions() == ["1", "2"]
+    alias = _alias()
+    assert alias["FunctionVersion"] == "2" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    record = json.loads(alias["Description"])
+    assert (record["old"], record["new"], record["state"]) == ("1", "2", "COMPLETED")
+    assert not kit.delta(changed).has_drift
+
+
+def test_function_canary_release_sends_the_first_step_and_records_the_shift(
+    kit: Any, package: Path, role: str
+) -> None:
+    deployment = {"strategy": "Canary10Percent5Minutes", "alarms": ["huntaze-gate-errors"]}
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package, deployment=deployment))
+    kit.reconcile(m)
+    (package / "handler.py").write_text("def handler(event, context):\n    return {'batchItemFailures': [2]}\n")
+    live = kit.reconcile(m)
+    alias = _alias()
+    assert alias["FunctionVersion"] == "1"
+    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.1}
+    record = json.loads(alias["Description"])
+    assert record["strategy"] == "Canary10Percent5Minutes" and record["state"] == "SHIFTING"
+    assert record["alarms"] == ["huntaze-gate-errors"] and record["started"].endswith("Z")
+    # The shift in progress serves the new code: applying again neither publishes nor restarts it.
+    assert live.fields["release"] == "current"
+    writes = kit.writes("lambda")
+    kit.reconcile(m)
+    assert writes.calls == [] and _alias()["Description"] == alias["Description"]
+
+
+def test_function_linear_release_supersedes_a_shift_in_progress(kit: Any, package: Path, role: str) -> None:
+    deployment = {"strategy": "Linear10PercentEvery1Minute"}
+    m = kit.manifest("Function", "huntaze-rate-limiter", _spec(package, deployment=deployment))
+    kit.reconcile(m)
+    kit.reconcile(kit.manifest("Function", "huntaze-rate-limiter", _spec(package, deployment=deployment, timeout=40)))
+    kit.reconcile(kit.manifest("Function", "huntaze-rate-limiter", _spec(package, deployment=deployment, timeout=50)))
+    alias = _alias()
+    assert alias["FunctionVersion"] == "1" and alias["RoutingConfig"]["AdditionalVersionWeights"] == {"3": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("deployment", "message"),
+    [
+        ({"strategy": "Canary50Percent1Minute"}, "unknown deployment strategy 'Canary50Percent1Minute': use one of"),
+        ({"strategy": "AllAtOnce", "alarms": ["a", "a"]}, "each alarm once"),
+        ({"alarms": [f"huntaze-gate-alarm-number-{i}" for i in range(8)]}, "cannot hold these names"),
+        ({"strategy": "AllAtOnce", "rollbackOn": ["x"]}, "rollbackOn"),
+    ],
+)
+def test_function_deployment_spec_errors_say_what_is_allowed(
+    deployment: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        handler("Function").spec_model.model_validate({**_spec(tmp_path), "deployment": deployment})

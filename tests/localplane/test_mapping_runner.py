@@ -145,8 +145,9 @@ def test_mapping_runner_batching_window_gathers_records_until_the_window_passes(
         batch = runner._gather(sqs)
     finally:
         sender.join()
-        for runtime in runner.runtimes:
-            runtime.close()
+        for pool in runner.pools:
+            for runtime in pool.values():
+                runtime.close()
     assert len(batch) == 3  # one long poll got the first; the window gathered the two that came after
 
 
@@ -208,3 +209,100 @@ def test_mapping_runner_function_timeout_fails_the_batch_and_restarts_the_runtim
     # The timed-out batch was not deleted: it waits out its visibility (180 s) and comes back, as on AWS.
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
     assert int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) >= 1
+
+
+VERSIONED_HANDLER = '''
+import json, os
+TAG = "{tag}"
+def handler(event, context):
+    with open(os.environ["SEEN_FILE"], "a") as fh:
+        for record in event["Records"]:
+            fh.write(json.dumps({{"n": json.loads(record["body"])["n"], "code": TAG,
+                                  "version": context.function_version}}) + "\\n")
+    return {{"batchItemFailures": []}}
+'''
+
+
+def _zip_files(files: dict[str, str]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buf.getvalue()
+
+
+def _wait_seen(seen_file: Path, count: int, runner: MappingRunner) -> list[dict[str, object]]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lines = seen_file.read_text().splitlines() if seen_file.exists() else []
+        if len(lines) >= count:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.1)
+    raise AssertionError(f"{count} records not handled in 60 s; by version {runner.by_version}")
+
+
+def test_mapping_runner_on_an_alias_runs_each_version_zip_in_proportion_to_the_weights(
+    aws: str, role_arn: str, tmp_path: Path
+) -> None:
+    seen_file = tmp_path / "seen"
+    lam = client("lambda")
+    lam.create_function(
+        FunctionName="vfn", Runtime="python3.12", Role=role_arn, Handler="vfn.handler",
+        Code={"ZipFile": _zip_files({"vfn.py": VERSIONED_HANDLER.format(tag="old")})},
+        Environment={"Variables": {"SEEN_FILE": str(seen_file)}}, Publish=True,
+    )
+    lam.update_function_code(FunctionName="vfn", ZipFile=_zip_files({"vfn.py": VERSIONED_HANDLER.format(tag="new")}))
+    assert lam.publish_version(FunctionName="vfn")["Version"] == "2"
+    alias = lam.create_alias(FunctionName="vfn", Name="live", FunctionVersion="1",
+                             RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    url, arn = make_queue("versions", VisibilityTimeout="30")
+    mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=alias["AliasArn"], BatchSize=1)
+    assert mapping["FunctionArn"] == alias["AliasArn"]  # the emulator keeps the alias (moto pins version 1)
+    # The handler module exists only in the zips: no PYTHONPATH to a package in the working tree.
+    runner = MappingRunner(mapping, lam.get_function_configuration(FunctionName=alias["AliasArn"]), {},
+                           poll_wait_s=1, code_cache=tmp_path / "code")
+    sqs = client("sqs")
+    runner.start()
+    try:
+        for n in range(8):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}))
+        first = _wait_seen(seen_file, 8, runner)
+        assert {(r["code"], r["version"]) for r in first} == {("old", "1"), ("new", "2")}, first
+        assert 3 <= sum(r["version"] == "2" for r in first) <= 5, first  # half, to within one per poller
+        lam.update_alias(FunctionName="vfn", Name="live", FunctionVersion="2",
+                         RoutingConfig={"AdditionalVersionWeights": {}})
+        deadline = time.monotonic() + 10
+        while runner.served() != {"2": 1.0}:
+            assert time.monotonic() < deadline, runner.served()
+            time.sleep(0.1)
+        for n in range(8, 12):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}))
+        later = _wait_seen(seen_file, 12, runner)[8:]
+        assert {(r["code"], r["version"]) for r in later} == {("new", "2")}, later
+    finally:
+        runner.stop()
+        runner.join(timeout=30)
+    assert all(set(pool) <= {"2"} for pool in runner.pools), runner.pools
+
+
+def test_code_of_a_version_built_for_another_architecture_is_its_own_packages_only(
+    aws: str, role_arn: str, tmp_path: Path
+) -> None:
+    from localplane import lambda_versions
+
+    other = "x86_64" if lambda_versions.machine_architecture() == "arm64" else "arm64"
+    files = {
+        "app/__init__.py": "", "app/handler.py": "def handler(e, c):\n    return {}\n",
+        "wheelpkg/__init__.py": "", "wheelpkg/_native.so": "not for this machine",
+        "wheelpkg-1.0.dist-info/RECORD": "wheelpkg/__init__.py,,\nwheelpkg/_native.so,,\n",
+    }
+    client("lambda").create_function(FunctionName="archfn", Runtime="python3.12", Role=role_arn,
+                                     Handler="app.handler.handler", Code={"ZipFile": _zip_files(files)},
+                                     Architectures=[other], Publish=True)
+    code, config = lambda_versions.code_dir(client("lambda"), "archfn", "1", tmp_path / "cache")
+    assert config["Version"] == "1"
+    assert sorted(p.name for p in code.iterdir()) == ["app"]
+    assert (code / "app" / "handler.py").is_file()

@@ -2,7 +2,8 @@
 settle times out (AWS keeps it Pending longer than the wait). Before, the reconciler retried the whole create
 verb: CreateFunction again -> ResourceConflictException -> retried as "temporary" -> reported failed. Now the
 timeout is a temporary error for that resource; the next attempt reads, finds the function, diffs and updates
-only what the aborted create left undone (reserved concurrency). One CreateFunction, no conflict, converged."""
+only what the aborted create left undone (the release behind the live alias, reserved concurrency). One
+CreateFunction, no conflict, converged."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_lambda_create_that_times_out_settling_is_read_again_and_converges_witho
         clear_client_cache()
     function = results["Function/op-gate"]
     assert function.action is Action.UPDATED and function.attempts == 2, function.message
-    assert function.changed == ["reservedConcurrency"]
+    assert sorted(function.changed) == ["release", "reservedConcurrency"]
     assert waits and waits[0] > 0  # requeued after the temporary error's delay, not retried in place
     creates = [r for r in proxy.requests if r.service == "lambda" and r.operation == "PostRest"
                and r.body.rstrip().endswith("/functions")]
@@ -74,3 +75,4 @@ def test_lambda_create_that_times_out_settling_is_read_again_and_converges_witho
     assert conflicts == []
     live = client("lambda").get_function(FunctionName="op-gate")
     assert live["Concurrency"]["ReservedConcurrentExecutions"] == 3
+    assert client("lambda").get_alias(FunctionName="op-gate", Name="live")["FunctionVersion"] == "1"

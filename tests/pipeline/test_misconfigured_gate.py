@@ -1,9 +1,10 @@
 """A gate that cannot start must not dead-letter valid jobs (issue 13, item 3), through the local plane.
 
 The stack is applied with the manifests' own queue settings (ingress visibility 180 s, maxReceiveCount 20), then
-the Function's configuration is broken the way a hand edit would break it (a required variable removed). The
-gate fails whole invocations; every job stays on the ingress queue, in flight, none in the DLQ, none judged.
-After the fix (new execution environments), every job completes once the visibility timeout returns it.
+a release with a broken configuration goes out (a required variable removed, published as a version the ``live``
+alias then serves, as a bad deploy would). The gate fails whole invocations; every job stays on the ingress
+queue, in flight, none in the DLQ, none judged. After `huntazectl rollout undo function` (the alias back to the
+good version: new execution environments), every job completes once the visibility timeout returns it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from common.aws import client
+from controller.cli import main
 from tests.helpers.pipeline import running_pipeline
 
 # The invariants include per-creator order: after the fix the whole backlog returns to both pollers at once,
@@ -32,8 +34,13 @@ def function_env() -> dict[str, str]:
     return dict(config["Environment"]["Variables"])
 
 
-def set_function_env(variables: dict[str, str]) -> None:
-    client("lambda").update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": variables})
+def release_function_env(variables: dict[str, str]) -> None:
+    """$LATEST with ``variables``, published and served by the live alias at once (a bad release)."""
+    lam = client("lambda")
+    lam.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": variables})
+    version = lam.publish_version(FunctionName=FUNCTION)["Version"]
+    lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=version,
+                     RoutingConfig={"AdditionalVersionWeights": {}})
 
 
 @pytest.mark.soak
@@ -42,8 +49,11 @@ def test_misconfigured_gate_holds_valid_jobs_on_the_queue_until_fixed_then_compl
     good: dict[str, str] = {}
 
     def break_gate() -> None:
+        # The stack's own controller (enforce mode) would revert a hand-made release at its first pass, and the
+        # mapping runner follows the alias within a second: keep it stopped for this scenario.
+        client("ecs").update_service(cluster="huntaze", service="huntaze-controller", desiredCount=0)
         good.update(function_env())
-        set_function_env({k: v for k, v in good.items() if k != "HUNTAZE_WORKFLOWS_QUEUE_URL"})
+        release_function_env({k: v for k, v in good.items() if k != "HUNTAZE_WORKFLOWS_QUEUE_URL"})
 
     with running_pipeline(tmp_path, before_plane=break_gate) as pipe:
         sqs = client("sqs")
@@ -64,8 +74,7 @@ def test_misconfigured_gate_holds_valid_jobs_on_the_queue_until_fixed_then_compl
         assert pipe.finished() == 0
         assert "HUNTAZE_WORKFLOWS_QUEUE_URL" in (pipe.stack.run_dir / "functions.log").read_text(errors="replace")
 
-        set_function_env(good)
-        pipe.restart_plane()
+        assert main(["rollout", "undo", "function", FUNCTION]) == 0
         done = pipe.wait_until_finished(timeout_s=int(attrs["VisibilityTimeout"]) + 240)
         problems = pipe.check_invariants()
     assert done == 12
