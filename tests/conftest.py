@@ -6,10 +6,16 @@
 - `redis_factory` (per test): private Redis servers for tests that kill and restart Redis.
 
 A missing binary is a failure that says what to install, never a skip.
+
+A run started in the background (`cmd &` in a non-interactive shell: a CI runner, `nohup`) inherits SIGINT
+ignored, and so would every child: Python starts no KeyboardInterrupt handler then, and the tests that interrupt
+a child like Ctrl-C (`status --watch`, an interrupted test run) would wait in vain. `pytest_configure` gives this
+process a SIGINT handler instead; exec resets a handled signal to its default in each child.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -19,6 +25,11 @@ from common.aws import clear_client_cache
 from localplane.services import MotoServer, RedisServer, ServiceError
 
 TEST_REGION = "us-east-1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
