@@ -251,6 +251,10 @@ def test_status_breaker_open_after_429s_names_breaker_and_when_it_closes(clean: 
 
 
 @pytest.mark.soak
+@pytest.mark.xfail(strict=False, reason=(
+    "since the local plane rolls deployments (issue 14: the good task keeps running, the circuit breaker rolls the "
+    "bad revision back by itself), the restore at the end (service back on the good revision, one task on it) "
+    "times out after 90 s; the staged incident and its diagnosis need reworking for rolling deploys"))
 def test_status_bad_env_value_in_task_definition_names_the_crash_loop(controller_stopped: Pipeline) -> None:
     """A hand-registered revision with one bad environment value, put on the service while the controller is
     stopped: the tasks exit at start, and status names the crash loop, the variable, and `huntazectl diff` (which
