@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -98,3 +99,13 @@ def redis_factory() -> Iterator[Callable[[], RedisServer]]:
     yield make
     for server in started:
         server.close()
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    """A tiny Lambda package (``tinygate.handler.handler`` answers no batch item failures) for Function specs."""
+    pkg = tmp_path / "tinygate"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "handler.py").write_text("def handler(event, context):\n    return {'batchItemFailures': []}\n")
+    return pkg

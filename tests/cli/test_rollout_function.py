@@ -41,15 +41,6 @@ def ctx(aws: str) -> Context:
     return made
 
 
-@pytest.fixture
-def package(tmp_path: Path) -> Path:
-    pkg = tmp_path / "tinygate"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "handler.py").write_text("def handler(event, context):\n    return {'batchItemFailures': []}\n")
-    return pkg
-
-
 def rollout(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(["rollout", *argv])
     captured = capsys.readouterr()

@@ -25,15 +25,6 @@ TRUST = {
 
 
 @pytest.fixture
-def package(tmp_path: Path) -> Path:
-    pkg = tmp_path / "tinygate"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "handler.py").write_text("def handler(event, context):\n    return {'batchItemFailures': []}\n")
-    return pkg
-
-
-@pytest.fixture
 def role(kit: Any) -> str:
     arn: str = aws.client("iam").create_role(RoleName="gate", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
     kit.resolve("Role", "huntaze-gate", arn=arn)
