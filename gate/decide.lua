@@ -119,6 +119,8 @@ if got[1] then breaker_pttl = call('PTTL', KEYS[1]) end
 
 -- Keys given their TTL (and trimmed) in this call: a batch pays it once per key.
 local touched = {}
+-- Limit keys whose window around now + order settle a new job of this call found full (see the main loop).
+local full = {}
 local lib = nil
 local take  -- defined below `library`, which uses it
 
@@ -388,8 +390,13 @@ for i = 1, n do
       for j = 1, L do
         local key, w, cap = KEYS[base + 2 + j], windows[j], caps[j]
         -- (I1, I5) fits: fewer than N entries within W either side of c (none before epoch + W).
+        -- In the first round c is the same for every new job of the call, and within a call entries are only
+        -- added or moved to now: a window found full around it stays full, so later jobs skip the ZCOUNT.
         local count = cap
-        if epoch + w <= c then count = call('ZCOUNT', key, '(' .. fmt(c - w), '(' .. fmt(c + w)) end
+        if epoch + w <= c and not (round == 1 and full[key]) then
+          count = call('ZCOUNT', key, '(' .. fmt(c - w), '(' .. fmt(c + w))
+          if round == 1 and count >= cap then full[key] = true end
+        end
         if round == 1 then counts[j] = count end
         if count >= cap then
           -- (I2) The rank bound: the N-th latest entry + W (+ the guard when ahead), O(log n).
