@@ -50,7 +50,7 @@
 -- only while it is open), trims a log only now and then (every count is a range: stale entries never count),
 -- gives each key it writes a constant TTL once per call, and learns that a new job is a leftover from its own
 -- ZADD NX rather than a ZSCORE first. The common case, a new job under sliding limits, is written out in the
--- main loop; everything else lives in `library()`, built only by a call that needs it: Redis runs this body on
+-- main loop; everything else lives in the library, built only by a call that needs it: Redis runs this body on
 -- every call, and each `local function` costs a closure every time. A new job costs TIME, MGET (shared by the
 -- batch), ZCOUNT (+ ZREVRANGE when throttled), EXISTS (when it could go now), ZADD NX, ZADD + SET in its
 -- creator's line and state, and once per call and key a PEXPIRE (1 in 8 single calls: a trim).
@@ -121,256 +121,15 @@ if got[1] then breaker_pttl = call('PTTL', KEYS[1]) end
 local touched = {}
 -- Limit keys whose window around now + order settle a new job of this call found full (see the main loop).
 local full = {}
+-- (I2) Per limit key, the entries at ranks max(0, N-1-n) .. N-1 from the top, descending, plus the entries
+-- this call's new jobs added (at most n): the N-th latest entry is then the (N - max(0, N-1-n))-th of this
+-- list (an entry above the fetched ranks is never below a fetched one, and at most n were added, so at least
+-- one fetched entry is among the top n+1 of the list). One ZREVRANGE per call and key instead of one per job;
+-- dropped whenever the library writes the log.
+local tops = {}
+-- Everything off the common path (returning jobs, duplicates, leftovers, the breaker, token buckets), built
+-- in the main loop, at the one place that needs it, by the first record that does.
 local lib = nil
-local take  -- defined below `library`, which uses it
-
--- Everything off the common path: returning jobs, duplicates, leftovers, the breaker, token buckets.
-local function library()
-  local function breaker_wait()
-    if breaker_pttl == -1 then return breaker_default_us end
-    return breaker_pttl * 1000
-  end
-
-  -- Token bucket (the seed's TokenBucketState hash); tokens below zero are reserved slots (debt).
-  local function bucket_state(key, cap, w)
-    local rate = cap / (w / 1000000)
-    local h = call('HMGET', key, 'tokens', 'timestamp')
-    local tokens, ts = tonumber(h[1]), tonumber(h[2])
-    if tokens == nil or ts == nil then return cap, rate end
-    return math.min(cap, tokens + math.max(0, now / 1000000 - ts) * rate), rate
-  end
-
-  local function bucket_take(key, cap, w)
-    local tokens, rate = bucket_state(key, cap, w)
-    tokens = tokens - 1
-    call('HSET', key, 'tokens', string.format('%.6f', tokens),
-      'timestamp', string.format('%.6f', now / 1000000), 'capacity', cap, 'refill_rate', string.format('%.6f', rate))
-    call('PEXPIRE', key, math.ceil((cap - tokens) / rate * 1000) + 1000)
-  end
-
-  -- (I2) The earliest slot a new job may take under limit j, by rank: O(log n). Any t at or after it is safe.
-  local function rank_bound(key, j)
-    local b = epoch + windows[j]
-    if kinds[j] == 'b' then
-      local tokens, rate = bucket_state(key, caps[j], windows[j])
-      if tokens < 1 then b = math.max(b, now + math.ceil((1 - tokens) / rate * 1000000)) end
-      return b
-    end
-    local nth = call('ZREVRANGE', key, caps[j] - 1, caps[j] - 1, 'WITHSCORES')
-    if nth[2] then
-      local at = tonumber(nth[2]) + windows[j]
-      if at > now then at = at + guards[j] end
-      if at > b then b = at end
-    end
-    return b
-  end
-
-  -- Fewer than N entries within W either side of c: inserting c keeps every window containing it at N or less.
-  -- Returns the count too (the remaining capacity of an admission now). O(log n).
-  local function fits(key, j, c)
-    if epoch + windows[j] > c then return false, caps[j] end
-    if kinds[j] == 'b' then
-      return (bucket_state(key, caps[j], windows[j])) >= 1 or c > now, 0
-    end
-    local count = call('ZCOUNT', key, '(' .. fmt(c - windows[j]), '(' .. fmt(c + windows[j]))
-    return count < caps[j], count
-  end
-
-  -- The first c >= from that fits every limit: `from` if it fits (a job that finds room is never queued behind
-  -- later reservations of other creators), else the latest rank bound among the limits that do not fit.
-  local function new_slot(base, from)
-    local c, counts = from, nil
-    for _ = 1, L + 1 do
-      local next_c, at_c = c, {}
-      for j = 1, L do
-        local ok, count = fits(KEYS[base + 2 + j], j, c)
-        at_c[j] = count
-        if not ok then next_c = math.max(next_c, rank_bound(KEYS[base + 2 + j], j)) end
-      end
-      counts = counts or at_c  -- the counts around now: the remaining capacity reported for this job
-      -- A rank bound is safe by itself (I2): with one limit there is nothing left to check.
-      if next_c == c or L == 1 then return next_c, counts end
-      c = next_c
-    end
-    return c, counts
-  end
-
-  -- (I1) Wait (us) before `member` may be admitted now under limit j; 0 = admissible. `own` is its slot (nil: new).
-  -- Also returns how many other entries lie in (now - W, now].
-  local function window_wait(key, j, own)
-    if epoch + windows[j] > now then return epoch + windows[j] - now, caps[j] end
-    if kinds[j] == 'b' then return 0, nil end
-    local lo = now - windows[j]
-    local c = call('ZCOUNT', key, '(' .. fmt(lo), fmt(now))
-    if own ~= nil and own > lo and own <= now then c = c - 1 end
-    if c < caps[j] then return 0, c end
-    local first = call('ZRANGEBYSCORE', key, '(' .. fmt(lo), fmt(now), 'WITHSCORES', 'LIMIT', c - caps[j], 1)
-    return math.max(1000, tonumber(first[2] or now) - lo), c
-  end
-
-  local function remaining_now(base)
-    local best = nil
-    for j = 1, L do
-      local key, r = KEYS[base + 2 + j], 0
-      if kinds[j] == 'b' then
-        r = math.floor(math.max(0, (bucket_state(key, caps[j], windows[j]))))
-      else
-        r = math.max(0, caps[j] - call('ZCOUNT', key, '(' .. fmt(now - windows[j]), fmt(now)))
-      end
-      if best == nil or r < best then best = r end
-    end
-    return best or 0
-  end
-
-  local function set_state(key, value, ttl)
-    written[key] = value
-    call('SET', key, value, 'PX', ttl)
-  end
-
-  local function parse_state(raw)
-    if not raw then return nil end
-    local kind, a, b = string.match(raw, '^(%a) ?(%d*) ?(%d*)$')
-    return kind, tonumber(a), tonumber(b)
-  end
-
-  -- Capacity left now from the counts seen around now (minus `taken`); nil when a bucket is involved.
-  local function remaining_of(counts, taken)
-    local left = nil
-    for j = 1, L do
-      if kinds[j] ~= 'w' or counts[j] == nil then return nil end
-      local r = math.max(0, caps[j] - counts[j] - (taken or 0))
-      if left == nil or r < left then left = r end
-    end
-    return left
-  end
-
-  -- (I4) Put a job in its creator's line (kept until it is marked forwarded), then give the line its TTL.
-  local function enqueue(order_key, score, member)
-    call('ZADD', order_key, score, member)
-    if not touched[order_key] then
-      touched[order_key] = true
-      call('PEXPIRE', order_key, order_ttl)
-    end
-  end
-
-  -- (I4) How long a returning job must wait for an earlier job of its creator; 0 = it heads the line. An
-  -- admitted head is being sent: wait for its forwarded mark, or, past the settle time, presume its gate died
-  -- before the send (its redelivery goes again on its own) and stop waiting for it. A reserved head whose slot
-  -- passed `stale` ago is presumed lost too. A head with no state, or forwarded, is left over: drop it.
-  local head_wait = 50000
-  local function order_wait(order_key, member, job_prefix)
-    for _ = 1, 4 do
-      local head = call('ZRANGE', order_key, 0, 0)[1]
-      if head == nil or head == member then return 0 end
-      local kind, at = parse_state(call('GET', job_prefix .. head))
-      if kind == 'a' and now - at < settle then return head_wait end
-      if kind == 'r' and at >= now - stale then return math.max(head_wait, at - now) end
-      call('ZREM', order_key, head)
-    end
-    return head_wait
-  end
-
-  local function admit(base, member, own)
-    take(base, member, now, own == nil)
-    set_state(KEYS[base + 1], 'a ' .. fmt(now), admitted_ttl)
-  end
-
-  local function returning(base, member, slot)
-    if breaker_pttl ~= -2 then return 6, breaker_wait(), slot end
-    if slot > now then return 4, slot - now, slot end
-    local job_prefix = string.sub(KEYS[base + 1], 1, #KEYS[base + 1] - #member)
-    local wait = order_wait(KEYS[base + 2], member, job_prefix)
-    local left = nil
-    for j = 1, L do
-      local w, count = window_wait(KEYS[base + 2 + j], j, slot)
-      wait = math.max(wait, w)
-      if count ~= nil and kinds[j] == 'w' then
-        local r = math.max(0, caps[j] - count - 1)
-        if left == nil or r < left then left = r end
-      end
-    end
-    if wait > 0 then return 8, wait, slot end
-    admit(base, member, slot)
-    -- (I4) It stays at the head of its creator's line until marked forwarded; a job that was not in line (its
-    -- entry dropped as stale, or it had none) joins it, first, as the only job there may be.
-    if call('ZADD', KEYS[base + 2], 'NX', 0, member) == 1 then enqueue(KEYS[base + 2], 0, member) end
-    return 2, 0, slot, left
-  end
-
-  -- (I3) A job without state whose entry is still in a log (its state expired, or a Redis failover kept one key
-  -- and not the other) is not new: it goes as a reserved job at its entry's time, moving its entry, never adding.
-  -- Found by the NX of its first write (take); where a path ends without writing, by its score.
-  local function leftover(base, member)
-    if kinds[1] == 'w' then return tonumber(call('ZSCORE', KEYS[base + 3], member)) end
-    return nil
-  end
-
-  local function new_job(base, member, score)
-    if breaker_pttl ~= -2 then
-      local a = leftover(base, member)
-      if a ~= nil then return returning(base, member, a) end
-      return 6, breaker_wait(), 0
-    end
-    local c, counts = new_slot(base, now + order_settle)
-    if c <= now and call('EXISTS', KEYS[base + 2]) == 0 then
-      if not take(base, member, now, true) then return returning(base, member, leftover(base, member)) end
-      set_state(KEYS[base + 1], 'a ' .. fmt(now), admitted_ttl)
-      enqueue(KEYS[base + 2], score, member)
-      return 1, 0, now, remaining_of(counts, 1)
-    end
-    if c - now > horizon then
-      local a = leftover(base, member)
-      if a ~= nil then return returning(base, member, a) end
-      return 5, horizon, 0, remaining_of(counts)
-    end
-    if not take(base, member, c, true) then return returning(base, member, leftover(base, member)) end
-    enqueue(KEYS[base + 2], score, member)
-    -- The state lives as long as the job may hold its creator's line.
-    set_state(KEYS[base + 1], 'r ' .. fmt(c) .. ' ' .. fmt(score), math.ceil((c - now + stale) / 1000) + 900000)
-    return 3, c - now, c, remaining_of(counts)
-  end
-
-  local function decide(base, member, score, raw)
-    local kind, a = parse_state(raw)
-    if kind == nil then return new_job(base, member, score) end
-    if kind == 'f' then return 7, 0, 0 end
-    if kind == 'a' then
-      -- (I3) The first copy was admitted; its send may still be under way: wait for its mark. Past the settle
-      -- time the first send is presumed lost (the gate died between send and mark): the job goes again like a
-      -- reserved job whose slot is its first admission, moving its own entry, never adding one. If the first
-      -- send did land, the FIFO deduplication id drops the second.
-      if now - a < settle then return 9, settle - (now - a), a end
-    end
-    return returning(base, member, a)
-  end
-
-  return {decide = decide, remaining_now = remaining_now, bucket_take = bucket_take}
-end
-
--- Record one admission (or a reservation at slot c) in every limit. (I3) A new job's entry is added with NX:
--- if the job already has an entry (a leftover, see below), nothing changes and false is returned. Each log is
--- trimmed only below now - W (I1: an admission that can still matter is never removed) and only after its
--- write, so the key exists when it gets its TTL.
-take = function(base, member, c, fresh)
-  for j = 1, L do
-    local key = KEYS[base + 2 + j]
-    if kinds[j] == 'b' then
-      if fresh then lib = lib or library(); lib.bucket_take(key, caps[j], windows[j]) end
-    else
-      if fresh and j == 1 then
-        if call('ZADD', key, 'NX', fmt(c), member) == 0 then return false end
-      else
-        call('ZADD', key, fmt(c), member)
-      end
-      if not touched[key] then
-        touched[key] = true
-        if trim then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
-        call('PEXPIRE', key, limit_ttl[j])
-      end
-    end
-  end
-  return true
-end
 
 for i = 1, n do
   local base = 3 + (i - 1) * stride
@@ -401,9 +160,17 @@ for i = 1, n do
         if count >= cap then
           -- (I2) The rank bound: the N-th latest entry + W (+ the guard when ahead), O(log n).
           local b = epoch + w
-          local nth = call('ZREVRANGE', key, cap - 1, cap - 1, 'WITHSCORES')
-          if nth[2] then
-            local at = tonumber(nth[2]) + w
+          local z = tops[key]
+          if z == nil then
+            local first = math.max(0, cap - 1 - n)
+            local r = call('ZREVRANGE', key, first, cap - 1, 'WITHSCORES')
+            z = {skip = first}
+            for k = 2, #r, 2 do z[k / 2] = tonumber(r[k]) end
+            tops[key] = z
+          end
+          local nth = z[cap - z.skip]
+          if nth then
+            local at = nth + w
             if at > now then at = at + guards[j] end
             if at > b then b = at end
           end
@@ -417,19 +184,41 @@ for i = 1, n do
     local taken = nil
     if c <= now and call('EXISTS', order_key) == 0 then
       -- (I1) Admitted now; (I4) alone in its creator's line, which it heads until marked forwarded.
-      if take(base, member, now, true) then
-        written[state_key] = 'a ' .. fmt(now)
-        call('SET', state_key, written[state_key], 'PX', admitted_ttl)
-        status, retry, slot, taken = 1, 0, now, 1
-      end
+      status, retry, slot, taken = 1, 0, now, 1
     elseif c - now <= horizon then
       -- (I2) Reserved at c; (I4) in line behind its creator's earlier jobs.
-      if take(base, member, c, true) then
-        status, retry, slot, taken = 3, c - now, c, 0
+      status, retry, slot, taken = 3, c - now, c, 0
+    end
+    -- library's take, written out: the entry at `slot` in every limit. (I3) Added with NX: a job that already
+    -- has an entry (a leftover) changes nothing and goes to the library. (I1) Trimmed only below now - W, after
+    -- the write (the key exists when it gets its TTL).
+    if status ~= nil then
+      for j = 1, L do
+        local key = KEYS[base + 2 + j]
+        if j == 1 then
+          if call('ZADD', key, 'NX', fmt(slot), member) == 0 then status = nil break end
+        else
+          call('ZADD', key, fmt(slot), member)
+        end
+        local z = tops[key]
+        if z then
+          local k = #z
+          while k >= 1 and z[k] < slot do z[k + 1] = z[k] k = k - 1 end
+          z[k + 1] = slot
+        end
+        if not touched[key] then
+          touched[key] = true
+          if trim then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
+          call('PEXPIRE', key, limit_ttl[j])
+        end
       end
     end
-    -- Past the horizon, or a leftover (take's NX found its entry; nothing was written): library decides.
+    -- Past the horizon, or a leftover (nothing was written): the library decides.
     if status ~= nil then
+      if status == 1 then
+        written[state_key] = 'a ' .. fmt(now)
+        call('SET', state_key, written[state_key], 'PX', admitted_ttl)
+      end
       call('ZADD', order_key, score, member)
       if not touched[order_key] then
         touched[order_key] = true
@@ -446,13 +235,258 @@ for i = 1, n do
       end
     end
   end
-  if status == nil then
-    lib = lib or library()
-    status, retry, slot, left = lib.decide(base, member, score, raw)
-  end
-  if left == nil then
-    lib = lib or library()
-    left = lib.remaining_now(base)
+  if status == nil or left == nil then
+    if lib == nil then
+      lib = (function()
+        local function breaker_wait()
+          if breaker_pttl == -1 then return breaker_default_us end
+          return breaker_pttl * 1000
+        end
+
+        -- Token bucket (the seed's TokenBucketState hash); tokens below zero are reserved slots (debt).
+        local function bucket_state(key, cap, w)
+          local rate = cap / (w / 1000000)
+          local h = call('HMGET', key, 'tokens', 'timestamp')
+          local tokens, ts = tonumber(h[1]), tonumber(h[2])
+          if tokens == nil or ts == nil then return cap, rate end
+          return math.min(cap, tokens + math.max(0, now / 1000000 - ts) * rate), rate
+        end
+
+        local function bucket_take(key, cap, w)
+          local tokens, rate = bucket_state(key, cap, w)
+          tokens = tokens - 1
+          call('HSET', key, 'tokens', string.format('%.6f', tokens),
+            'timestamp', string.format('%.6f', now / 1000000), 'capacity', cap, 'refill_rate', string.format('%.6f', rate))
+          call('PEXPIRE', key, math.ceil((cap - tokens) / rate * 1000) + 1000)
+        end
+
+        -- (I2) The earliest slot a new job may take under limit j, by rank: O(log n). Any t at or after it is safe.
+        local function rank_bound(key, j)
+          local b = epoch + windows[j]
+          if kinds[j] == 'b' then
+            local tokens, rate = bucket_state(key, caps[j], windows[j])
+            if tokens < 1 then b = math.max(b, now + math.ceil((1 - tokens) / rate * 1000000)) end
+            return b
+          end
+          local nth = call('ZREVRANGE', key, caps[j] - 1, caps[j] - 1, 'WITHSCORES')
+          if nth[2] then
+            local at = tonumber(nth[2]) + windows[j]
+            if at > now then at = at + guards[j] end
+            if at > b then b = at end
+          end
+          return b
+        end
+
+        -- Fewer than N entries within W either side of c: inserting c keeps every window containing it at N or less.
+        -- Returns the count too (the remaining capacity of an admission now). O(log n).
+        local function fits(key, j, c)
+          if epoch + windows[j] > c then return false, caps[j] end
+          if kinds[j] == 'b' then
+            return (bucket_state(key, caps[j], windows[j])) >= 1 or c > now, 0
+          end
+          local count = call('ZCOUNT', key, '(' .. fmt(c - windows[j]), '(' .. fmt(c + windows[j]))
+          return count < caps[j], count
+        end
+
+        -- The first c >= from that fits every limit: `from` if it fits (a job that finds room is never queued behind
+        -- later reservations of other creators), else the latest rank bound among the limits that do not fit.
+        local function new_slot(base, from)
+          local c, counts = from, nil
+          for _ = 1, L + 1 do
+            local next_c, at_c = c, {}
+            for j = 1, L do
+              local ok, count = fits(KEYS[base + 2 + j], j, c)
+              at_c[j] = count
+              if not ok then next_c = math.max(next_c, rank_bound(KEYS[base + 2 + j], j)) end
+            end
+            counts = counts or at_c  -- the counts around now: the remaining capacity reported for this job
+            -- A rank bound is safe by itself (I2): with one limit there is nothing left to check.
+            if next_c == c or L == 1 then return next_c, counts end
+            c = next_c
+          end
+          return c, counts
+        end
+
+        -- (I1) Wait (us) before `member` may be admitted now under limit j; 0 = admissible. `own` is its slot (nil: new).
+        -- Also returns how many other entries lie in (now - W, now].
+        local function window_wait(key, j, own)
+          if epoch + windows[j] > now then return epoch + windows[j] - now, caps[j] end
+          if kinds[j] == 'b' then return 0, nil end
+          local lo = now - windows[j]
+          local c = call('ZCOUNT', key, '(' .. fmt(lo), fmt(now))
+          if own ~= nil and own > lo and own <= now then c = c - 1 end
+          if c < caps[j] then return 0, c end
+          local first = call('ZRANGEBYSCORE', key, '(' .. fmt(lo), fmt(now), 'WITHSCORES', 'LIMIT', c - caps[j], 1)
+          return math.max(1000, tonumber(first[2] or now) - lo), c
+        end
+
+        local function remaining_now(base)
+          local best = nil
+          for j = 1, L do
+            local key, r = KEYS[base + 2 + j], 0
+            if kinds[j] == 'b' then
+              r = math.floor(math.max(0, (bucket_state(key, caps[j], windows[j]))))
+            else
+              r = math.max(0, caps[j] - call('ZCOUNT', key, '(' .. fmt(now - windows[j]), fmt(now)))
+            end
+            if best == nil or r < best then best = r end
+          end
+          return best or 0
+        end
+
+        -- Record one admission (or a reservation at slot c) in every limit. (I3) A new job's entry is added with NX:
+        -- if the job already has an entry (a leftover, see below), nothing changes and false is returned. Each log is
+        -- trimmed only below now - W (I1: an admission that can still matter is never removed) and only after its
+        -- write, so the key exists when it gets its TTL.
+        local function take(base, member, c, fresh)
+          for j = 1, L do
+            local key = KEYS[base + 2 + j]
+            if kinds[j] == 'b' then
+              if fresh then bucket_take(key, caps[j], windows[j]) end
+            else
+              if fresh and j == 1 then
+                if call('ZADD', key, 'NX', fmt(c), member) == 0 then return false end
+              else
+                call('ZADD', key, fmt(c), member)
+              end
+              tops[key] = nil  -- (I2) the main loop's rank cache no longer describes this log
+              if not touched[key] then
+                touched[key] = true
+                if trim then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
+                call('PEXPIRE', key, limit_ttl[j])
+              end
+            end
+          end
+          return true
+        end
+
+        local function set_state(key, value, ttl)
+          written[key] = value
+          call('SET', key, value, 'PX', ttl)
+        end
+
+        local function parse_state(raw)
+          if not raw then return nil end
+          local kind, a, b = string.match(raw, '^(%a) ?(%d*) ?(%d*)$')
+          return kind, tonumber(a), tonumber(b)
+        end
+
+        -- Capacity left now from the counts seen around now (minus `taken`); nil when a bucket is involved.
+        local function remaining_of(counts, taken)
+          local left = nil
+          for j = 1, L do
+            if kinds[j] ~= 'w' or counts[j] == nil then return nil end
+            local r = math.max(0, caps[j] - counts[j] - (taken or 0))
+            if left == nil or r < left then left = r end
+          end
+          return left
+        end
+
+        -- (I4) Put a job in its creator's line (kept until it is marked forwarded), then give the line its TTL.
+        local function enqueue(order_key, score, member)
+          call('ZADD', order_key, score, member)
+          if not touched[order_key] then
+            touched[order_key] = true
+            call('PEXPIRE', order_key, order_ttl)
+          end
+        end
+
+        -- (I4) How long a returning job must wait for an earlier job of its creator; 0 = it heads the line. An
+        -- admitted head is being sent: wait for its forwarded mark, or, past the settle time, presume its gate died
+        -- before the send (its redelivery goes again on its own) and stop waiting for it. A reserved head whose slot
+        -- passed `stale` ago is presumed lost too. A head with no state, or forwarded, is left over: drop it.
+        local head_wait = 50000
+        local function order_wait(order_key, member, job_prefix)
+          for _ = 1, 4 do
+            local head = call('ZRANGE', order_key, 0, 0)[1]
+            if head == nil or head == member then return 0 end
+            local kind, at = parse_state(call('GET', job_prefix .. head))
+            if kind == 'a' and now - at < settle then return head_wait end
+            if kind == 'r' and at >= now - stale then return math.max(head_wait, at - now) end
+            call('ZREM', order_key, head)
+          end
+          return head_wait
+        end
+
+        local function admit(base, member, own)
+          take(base, member, now, own == nil)
+          set_state(KEYS[base + 1], 'a ' .. fmt(now), admitted_ttl)
+        end
+
+        local function returning(base, member, slot)
+          if breaker_pttl ~= -2 then return 6, breaker_wait(), slot end
+          if slot > now then return 4, slot - now, slot end
+          local job_prefix = string.sub(KEYS[base + 1], 1, #KEYS[base + 1] - #member)
+          local wait = order_wait(KEYS[base + 2], member, job_prefix)
+          local left = nil
+          for j = 1, L do
+            local w, count = window_wait(KEYS[base + 2 + j], j, slot)
+            wait = math.max(wait, w)
+            if count ~= nil and kinds[j] == 'w' then
+              local r = math.max(0, caps[j] - count - 1)
+              if left == nil or r < left then left = r end
+            end
+          end
+          if wait > 0 then return 8, wait, slot end
+          admit(base, member, slot)
+          -- (I4) It stays at the head of its creator's line until marked forwarded; a job that was not in line (its
+          -- entry dropped as stale, or it had none) joins it, first, as the only job there may be.
+          if call('ZADD', KEYS[base + 2], 'NX', 0, member) == 1 then enqueue(KEYS[base + 2], 0, member) end
+          return 2, 0, slot, left
+        end
+
+        -- (I3) A job without state whose entry is still in a log (its state expired, or a Redis failover kept one key
+        -- and not the other) is not new: it goes as a reserved job at its entry's time, moving its entry, never adding.
+        -- Found by the NX of its first write (take); where a path ends without writing, by its score.
+        local function leftover(base, member)
+          if kinds[1] == 'w' then return tonumber(call('ZSCORE', KEYS[base + 3], member)) end
+          return nil
+        end
+
+        local function new_job(base, member, score)
+          if breaker_pttl ~= -2 then
+            local a = leftover(base, member)
+            if a ~= nil then return returning(base, member, a) end
+            return 6, breaker_wait(), 0
+          end
+          local c, counts = new_slot(base, now + order_settle)
+          if c <= now and call('EXISTS', KEYS[base + 2]) == 0 then
+            if not take(base, member, now, true) then return returning(base, member, leftover(base, member)) end
+            set_state(KEYS[base + 1], 'a ' .. fmt(now), admitted_ttl)
+            enqueue(KEYS[base + 2], score, member)
+            return 1, 0, now, remaining_of(counts, 1)
+          end
+          if c - now > horizon then
+            local a = leftover(base, member)
+            if a ~= nil then return returning(base, member, a) end
+            return 5, horizon, 0, remaining_of(counts)
+          end
+          if not take(base, member, c, true) then return returning(base, member, leftover(base, member)) end
+          enqueue(KEYS[base + 2], score, member)
+          -- The state lives as long as the job may hold its creator's line.
+          set_state(KEYS[base + 1], 'r ' .. fmt(c) .. ' ' .. fmt(score), math.ceil((c - now + stale) / 1000) + 900000)
+          return 3, c - now, c, remaining_of(counts)
+        end
+
+        local function decide(base, member, score, raw)
+          local kind, a = parse_state(raw)
+          if kind == nil then return new_job(base, member, score) end
+          if kind == 'f' then return 7, 0, 0 end
+          if kind == 'a' then
+            -- (I3) The first copy was admitted; its send may still be under way: wait for its mark. Past the settle
+            -- time the first send is presumed lost (the gate died between send and mark): the job goes again like a
+            -- reserved job whose slot is its first admission, moving its own entry, never adding one. If the first
+            -- send did land, the FIFO deduplication id drops the second.
+            if now - a < settle then return 9, settle - (now - a), a end
+          end
+          return returning(base, member, a)
+        end
+
+        return {decide = decide, remaining_now = remaining_now}
+      end)()
+    end
+    if status == nil then status, retry, slot, left = lib.decide(base, member, score, raw) end
+    if left == nil then left = lib.remaining_now(base) end
   end
   out[#out + 1] = status
   out[#out + 1] = retry

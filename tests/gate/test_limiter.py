@@ -410,7 +410,9 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
         pending = [i for i in range(jobs) if i not in forwarded and i not in in_flight]
         pool = [i for i in range(jobs) if i not in pending] if move == "duplicate" else pending
         if not pool:
-            pool = in_flight + forwarded if move == "duplicate" else []
+            # Nothing admitted yet to duplicate: a pending job is decided (before, a schedule of duplicates
+            # only looped here until the deadline, whatever the script did).
+            pool = (in_flight + forwarded or pending) if move == "duplicate" else []
         if not pool:
             if in_flight:  # nothing else to do: the send completes
                 done = in_flight.pop(0)
