@@ -51,9 +51,10 @@
 -- gives each key it writes a constant TTL once per call, and learns that a new job is a leftover from its own
 -- ZADD NX rather than a ZSCORE first. The common case, a new job under sliding limits, is written out in the
 -- main loop; everything else lives in the library, built only by a call that needs it: Redis runs this body on
--- every call, and each `local function` costs a closure every time. A new job costs TIME, MGET (shared by the
--- batch), ZCOUNT (+ ZREVRANGE when throttled), EXISTS (when it could go now), ZADD NX, ZADD + SET in its
--- creator's line and state, and once per call and key a PEXPIRE (1 in 8 single calls: a trim).
+-- every call, and each `local function` costs a closure every time. A new job costs ZCOUNT (once the window
+-- is found full, no more in this call), EXISTS (when it could go now), ZADD NX, ZADD + PEXPIRE in its
+-- creator's line, SET of its state; a call adds TIME, MGET, and per limit key one PEXPIRE, one ZREVRANGE when
+-- throttled and, in batches and 1 in 8 single calls, a trim.
 
 local call = redis.call
 local t = call('TIME')
