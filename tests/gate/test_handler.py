@@ -217,7 +217,13 @@ def test_handler_missing_settings_fails_the_invocation_naming_the_variable(
     assert queues.drain(queues.ingress_dlq) == []
 
 
-def test_handler_logs_seed_query_line_and_emf_metrics(queues: Queues, capsys: pytest.CaptureFixture[str]) -> None:
+def test_handler_logs_seed_query_line_and_emf_metrics(
+    queues: Queues, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The production window (10 per 60 s): with the fixture's 2 s window, a loaded machine could let the window
+    # pass between the two invocations and admit all 12.
+    monkeypatch.setenv("HUNTAZE_RATE_LIMITS", "global=10/60s")
+    gate_handler.reset()
     log_stream = io.StringIO()
     gate_logger.registered_handler.setStream(log_stream)
     assert SEED_QUERY.search(decision_message(True, 0, 9, "admitted"))
