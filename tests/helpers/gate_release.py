@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -147,5 +147,6 @@ class AdmissionLog:
         while not self._stop.wait(self.every_s):
             seconds, micros = conn.time()
             now_us = seconds * 1_000_000 + micros  # the limiter's scores are Redis TIME in microseconds
-            for member, score in conn.zrangebyscore(key, "-inf", now_us, withscores=True):
+            entries = cast(list[tuple[bytes, float]], conn.zrangebyscore(key, "-inf", now_us, withscores=True))
+            for member, score in entries:
                 self.admitted[member.decode()] = float(score) / 1e6
