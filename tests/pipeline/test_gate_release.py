@@ -42,6 +42,7 @@ CANARY = "Canary10Percent5Minutes"
 BAKE_S = 5 * 60 / TIME_SCALE
 INGRESS_VISIBILITY_S = 180  # manifests/queues.yaml: a failed batch returns after this
 LOAD_PER_WINDOW = 5  # jobs per (scaled) window: half the limit, so one scraper task keeps up on a busy machine
+BAD_LOAD_PER_WINDOW = 8
 DRAIN_S = 600  # after the load stops, until every job has an outcome
 
 
@@ -111,7 +112,9 @@ def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_versi
     window = profile.window_s
     with running_pipeline(tmp_path, profile, before_plane=stop_stack_controller) as pipe:
         alarm = put_canary_error_alarm()
-        load = SteadyLoad(pipe, interval_s=window / LOAD_PER_WINDOW, label="bad-release")
+        # 80 % of the limit: a 10 % canary must see some batches within its bake (with a few jobs a minute
+        # it may see none and complete: a canary only judges the traffic it gets).
+        load = SteadyLoad(pipe, interval_s=window / BAD_LOAD_PER_WINDOW, label="bad-release")
         load.start()
         try:
             time.sleep(window)
