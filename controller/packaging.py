@@ -1,5 +1,8 @@
 """Deterministic "Python packages -> Lambda zip" builder, used by the Function kind and `huntazectl build`.
 
+Both go through `function_zip`, fed by the Function spec (``code``, ``architecture``, ``runtime``): the zip
+`huntazectl build gate` prints is byte for byte the one `apply` uploads.
+
 The controller deploys any Python Lambda by path, as an operator deploys any workload: it never imports the code
 it ships. `build_lambda_zip` copies package directories (or single module files, with their parent packages'
 ``__init__.py``) into the zip root and adds the third-party dependencies of a requirements file as wheels built
@@ -115,18 +118,24 @@ def build_lambda_zip(
     return LambdaZip(path=path, sha256_b64=sha, size=len(data))
 
 
-def gate_zip(
-    *, architecture: Architecture = "arm64", out_dir: Path | None = None, wheel_cache: Path | None = None
+def function_zip(
+    *,
+    packages: Sequence[str],
+    requirements: str | None,
+    architecture: Architecture,
+    runtime: str,
+    root: Path = REPO_ROOT,
+    out_dir: Path | None = None,
 ) -> LambdaZip:
-    """The gate Lambda: `gate/`, the `common` modules it imports, and `gate/requirements.txt`."""
-    common = REPO_ROOT / "common"
-    modules = ["settings.py", "aws.py", "contract.py", "identity.py", "jsonlog.py", "redis_keys.py"]
+    """The zip of a Function spec's ``code`` (paths relative to ``root`` unless absolute) for its architecture
+    and runtime (``python3.12``): the one build `apply` uploads and `huntazectl build` prints, so the two can never
+    differ."""
     return build_lambda_zip(
-        packages=[REPO_ROOT / "gate", *(common / m for m in modules)],
-        requirements=REPO_ROOT / "gate" / "requirements.txt",
+        packages=[root / p for p in packages],
+        requirements=root / requirements if requirements else None,
         architecture=architecture,
+        python_version=runtime.removeprefix("python"),
         out_dir=out_dir,
-        wheel_cache=wheel_cache,
     )
 
 

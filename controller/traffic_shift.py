@@ -131,6 +131,7 @@ def decode(description: str | None) -> ShiftRecord | None:
         return None
     if not isinstance(body, dict) or body.pop("huntaze", None) != 1:
         return None
+    body.setdefault("old", None)  # encode() leaves out a first release's empty ``old``
     try:
         return ShiftRecord(**body)
     except TypeError:

@@ -2,6 +2,6 @@
 
 Entry point `gate.handler.handler`. Modules: `settings` (env), `records` (event -> jobs), `limiter` + `decide.lua`
 (Redis decisions), `forwarder` (SQS sends), `batch` (one invocation's work), `telemetry` (logs, EMF metrics),
-`errors`. It imports `common` only, never the controller or the scraper; `controller.packaging.gate_zip` builds
+`errors`. It imports `common` only, never the controller or the scraper; `controller.packaging.function_zip` builds
 its deterministic zip.
 """

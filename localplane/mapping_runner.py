@@ -88,7 +88,9 @@ class FunctionProcess:
         env["AWS_LAMBDA_FUNCTION_VERSION"] = str(function.get("Version") or lambda_versions.LATEST)
         self.timeout_s = float(function.get("Timeout", 3))
         argv = [
-            sys.executable, "-m", "localplane.lambda_runtime", "--handler", function["Handler"],
+            # -P: `-m` would put the working directory (the checkout, when run from it) ahead of PYTHONPATH, and the
+            # checkout's `gate` would shadow the version's own code.
+            sys.executable, "-P", "-m", "localplane.lambda_runtime", "--handler", function["Handler"],
             "--function-name", function["FunctionName"], "--function-arn", function["FunctionArn"],
             "--memory", str(function.get("MemorySize", 128)), "--timeout", str(function.get("Timeout", 3)),
             "--function-version", env["AWS_LAMBDA_FUNCTION_VERSION"],

@@ -3,8 +3,10 @@
 Each tick of `localplane.plane`, for every function with a ``live`` alias whose record (`controller.traffic_shift`,
 in the alias' Description) says SHIFTING:
 
-- a watched alarm (the record's ``alarms``) in ALARM, as `localplane.alarms` evaluated it, stops the shift: the
-  alias serves the old version alone again and the record reads ROLLED_BACK with the alarm's name;
+- a watched alarm in ALARM, as `localplane.alarms` evaluated it, stops the shift: the alias serves the old
+  version alone again and the record reads ROLLED_BACK with the alarm's name. Watched: the function's own alarms
+  (every alarm on a metric with its FunctionName: the gate's errors and throttles) and the record's ``alarms``
+  (the spec's ``deployment.alarms``), as `controller.watched_alarms` selects them;
 - else the new version's weight follows the strategy's schedule, its minutes divided by the plane's time scale
   (a 5-minute canary lasts 50 s at scale 6); at the last step the alias serves the new version alone and the
   record reads COMPLETED.
@@ -50,7 +52,7 @@ class TrafficShifter:
         weights = traffic_shift.weights(alias)
         if str(alias["FunctionVersion"]) != record.old or set(weights) - {record.old, record.new}:
             return  # changed by hand since the shift started: not ours to move
-        firing = self._alarms_in_alarm(record.alarms)
+        firing = self._alarms_in_alarm(name, record.alarms)
         if firing:
             done = record.finished(traffic_shift.ROLLED_BACK, f"alarm {', '.join(firing)} in ALARM")
             self._set(lam, name, record.old, {}, done.encode())
@@ -73,8 +75,7 @@ class TrafficShifter:
                          RoutingConfig={"AdditionalVersionWeights": extra}, Description=description)
 
     @staticmethod
-    def _alarms_in_alarm(names: list[str]) -> list[str]:
-        if not names:
-            return []
-        found = client("cloudwatch").describe_alarms(AlarmNames=names[:100]).get("MetricAlarms", [])
-        return sorted(a["AlarmName"] for a in found if a.get("StateValue") == "ALARM")
+    def _alarms_in_alarm(function: str, listed: list[str]) -> list[str]:
+        from controller import watched_alarms
+
+        return watched_alarms.firing(watched_alarms.watched(client("cloudwatch"), function, listed))

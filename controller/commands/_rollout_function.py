@@ -6,7 +6,8 @@ alarms, state) is in the alias' Description (`controller.traffic_shift`). Everyt
 Lambda API (and CloudWatch for the alarms), so it says the same locally and on AWS.
 
 ``status``: the versions the alias serves with their weights, the shift (strategy, started, the next step of its
-schedule, its state and reason) and the state of the alarms it watches. ``history``: the published versions,
+schedule, its state and reason) and the alarms a shift watches (`controller.watched_alarms`: the function's own
+alarms, on its metrics, and the spec's ``deployment.alarms``) with their states. ``history``: the published versions,
 newest first, with their code hash and date, marking those the alias serves; Lambda keeps the outcome of the
 latest release only (the alias record), so older outcomes are not shown. ``undo``: the alias back to the previous
 version: during a shift, all traffic to the old version (the shift is rolled back); else to the version the
@@ -51,14 +52,13 @@ def _record(alias: dict[str, Any] | None) -> traffic_shift.ShiftRecord | None:
     return None if alias is None else traffic_shift.decode(alias.get("Description"))
 
 
-def _alarm_states(names: list[str]) -> dict[str, str]:
+def _alarm_states(function: str, listed: list[str]) -> dict[str, dict[str, str]]:
+    """The watched set a shift of ``function`` stops on (`controller.watched_alarms`), with each state and why."""
     from common.aws import client
+    from controller import watched_alarms
 
-    if not names:
-        return {}
-    found = client("cloudwatch").describe_alarms(AlarmNames=names[:100]).get("MetricAlarms", [])
-    states = {a["AlarmName"]: a["StateValue"] for a in found}
-    return {n: states.get(n, "MISSING (no such alarm)") for n in names}
+    found = watched_alarms.watched(client("cloudwatch"), function, listed)
+    return {a.name: {"state": a.state, "why": a.why} for a in found}
 
 
 def _status(function: dict[str, Any], alias: dict[str, Any] | None, versions: list[dict[str, Any]],
@@ -66,7 +66,7 @@ def _status(function: dict[str, Any], alias: dict[str, Any] | None, versions: li
     name = function["FunctionName"]
     record = _record(alias)
     weights = traffic_shift.weights(alias) if alias else {}
-    alarms = _alarm_states(record.alarms if record else [])
+    alarms = _alarm_states(name, record.alarms if record else [])
     next_step = record.next_step_at() if record else None
     if output == "json":
         print(json.dumps({
@@ -85,6 +85,7 @@ def _status(function: dict[str, Any], alias: dict[str, Any] | None, versions: li
     print(f"  published         {len(versions)} version(s), latest {versions[0]['Version'] if versions else '-'}")
     if record is None:
         print("  release           no shift record on the alias (made by hand?)")
+        _print_alarms(alarms)
         return 0
     print(f"  release           {record.old or '-'} -> {record.new} by {record.strategy}: {record.state}"
           + (f" ({record.reason})" if record.reason else ""))
@@ -95,9 +96,16 @@ def _status(function: dict[str, Any], alias: dict[str, Any] | None, versions: li
         if next_step is not None:
             left = int((next_step - datetime.now(UTC)).total_seconds())
             print(f"  next step         {next_step.isoformat(timespec='seconds')} ({left} s from now)")
-    if alarms:
-        print("  alarms watched    " + ", ".join(f"{n} {s}" for n, s in alarms.items()) + "  [CloudWatch]")
+    _print_alarms(alarms)
     return 0
+
+
+def _print_alarms(alarms: dict[str, dict[str, str]]) -> None:
+    if alarms:
+        print("  alarms watched    " + ", ".join(f"{n} {a['state']} ({a['why']})" for n, a in alarms.items())
+              + "  [CloudWatch; own: on the function's metrics, listed: deployment.alarms]")
+    else:
+        print("  alarms watched    none (no alarm on the function's metrics, none listed in deployment.alarms)")
 
 
 def _history(function: dict[str, Any], alias: dict[str, Any] | None, versions: list[dict[str, Any]],

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -114,12 +113,6 @@ def function_name(manifest: Manifest) -> str:
     return spec.function_name or manifest.metadata.name
 
 
-def code_paths(code: Code, root: Path = packaging.REPO_ROOT) -> tuple[list[Path], Path | None]:
-    """The spec's package and requirements paths, relative to the repo root unless absolute."""
-    requirements = root / code.requirements if code.requirements else None
-    return [root / p for p in code.packages], requirements
-
-
 def _config_fields(config: dict[str, Any]) -> dict[str, Any]:
     return {
         "runtime": config.get("Runtime"),
@@ -185,13 +178,8 @@ class FunctionKind(Kind[FunctionSpec]):
     def build(self, manifest: Manifest) -> packaging.LambdaZip:
         """Build the zip (deterministic; wheels cached) and remember it for create/update."""
         spec = self.spec(manifest)
-        packages, requirements = code_paths(spec.code)
-        built = packaging.build_lambda_zip(
-            packages=packages,
-            requirements=requirements,
-            architecture=spec.architecture,
-            python_version=spec.runtime.removeprefix("python"),
-        )
+        built = packaging.function_zip(packages=spec.code.packages, requirements=spec.code.requirements,
+                                       architecture=spec.architecture, runtime=spec.runtime)
         with self._lock:
             self._zips[manifest.key] = built
         return built

@@ -59,7 +59,7 @@ def test_rollout_status_and_history_show_a_canary_in_progress(
     assert code == 0, out
     assert "version 1 90%, version 2 10%" in out, out
     assert "1 -> 2 by Canary10Percent5Minutes: SHIFTING" in out, out
-    assert "10% at +0 min, 100% at +5 min" in out and "huntaze-gate-errors MISSING" in out, out
+    assert "10% at +0 min, 100% at +5 min" in out and "huntaze-gate-errors MISSING (listed)" in out, out
     code, out = rollout(capsys, "status", "function", NAME, "-o", "json")
     status = json.loads(out)
     assert status["weights"] == {"1": 0.9, "2": 0.1} and status["shift"]["state"] == "SHIFTING", status
@@ -97,3 +97,26 @@ def test_rollout_undo_after_a_release_points_live_at_the_previous_version(
     assert client("lambda").get_alias(FunctionName=NAME, Name="live")["FunctionVersion"] == "2"
     code, out = rollout(capsys, "undo", "function", NAME)  # the record now names 2 as undone: the one below it
     assert code == 0 and "version 1 (the highest version below it" in out, out
+
+
+def test_rollout_status_shows_the_functions_own_alarms_as_watched(
+    ctx: Context, package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply(ctx, package, deployment=CANARY)
+    client("cloudwatch").put_metric_alarm(
+        AlarmName="lambda_throttles_high", Namespace="AWS/Lambda", MetricName="Throttles", Statistic="Sum",
+        Dimensions=[{"Name": "FunctionName", "Value": NAME}], Period=300, EvaluationPeriods=1, Threshold=10,
+        ComparisonOperator="GreaterThanThreshold")
+    code, out = rollout(capsys, "status", "function", NAME)
+    assert code == 0 and "lambda_throttles_high OK (own), huntaze-gate-errors MISSING (listed)" in out, out
+    code, out = rollout(capsys, "status", "function", NAME, "-o", "json")
+    assert json.loads(out)["alarms"] == {"lambda_throttles_high": {"state": "OK", "why": "own"},
+                                         "huntaze-gate-errors": {"state": "MISSING", "why": "listed"}}, out
+
+
+def test_rollout_status_reads_the_first_releases_record(
+    ctx: Context, package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply(ctx, package)  # the first version: a record with no old version
+    code, out = rollout(capsys, "status", "function", NAME)
+    assert code == 0 and "- -> 1 by AllAtOnce: COMPLETED (first version: nothing to shift from)" in out, out

@@ -6,6 +6,8 @@ Most tests ship a tiny package written into tmp_path; one builds the real gate z
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -226,3 +228,27 @@ def test_function_deployment_spec_errors_say_what_is_allowed(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         handler("Function").spec_model.model_validate({**_spec(tmp_path), "deployment": deployment})
+
+
+def test_function_build_gate_zip_is_the_one_apply_uploads(
+    kit: Any, role: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`huntazectl build gate` reads the manifests' Function spec: its bytes are what apply uploads to Lambda."""
+    from controller.cli import main
+    from controller.specs import LoadOptions, load
+
+    assert main(["build", "gate", "--env", "local", "--out", str(tmp_path)]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    built = Path(printed["path"]).read_bytes()
+    stack = load(LoadOptions([str(REPO_ROOT / "manifests"), str(REPO_ROOT / "ecs-specs")], "local",
+                             {"AWS_REGION": "us-east-1", "AWS_ACCOUNT_ID": "123456789012", "ENV": "local"}))
+    [gate] = [m for m in stack.manifests if m.kind == "Function"]
+    spec = gate.spec.model_dump(by_alias=True, exclude_none=True)
+    spec["roleRef"] = "huntaze-gate"  # the kit resolved this role; everything about the code is the manifest's
+    for name in ("huntaze-rate-limiter-queue", "huntaze-rate-limiter-dlq"):
+        kit.resolve("Queue", name, url=f"http://localhost/123456789012/{name}", arn=f"arn:aws:sqs:us-east-1:1:{name}")
+    m = kit.manifest("Function", gate.metadata.name, spec)
+    kit.reconcile(m)
+    uploaded = aws.client("lambda").get_function(FunctionName="huntaze-rate-limiter")["Configuration"]["CodeSha256"]
+    assert printed["CodeSha256"] == uploaded == base64.b64encode(hashlib.sha256(built).digest()).decode()
+    assert printed["size"] == str(len(built))

@@ -7,11 +7,12 @@ import base64
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from controller.cli import main
-from controller.packaging import FORBIDDEN_DISTRIBUTIONS, PackagingError, build_lambda_zip, gate_zip
+from controller.packaging import FORBIDDEN_DISTRIBUTIONS, PackagingError, build_lambda_zip, function_zip
 
 ELF_MACHINE_AARCH64 = 183
 ELF_MACHINE_X86_64 = 62
@@ -76,9 +77,14 @@ def _elf_machine(data: bytes) -> int:
     return int.from_bytes(data[18:20], "little")
 
 
+def _gate_zip(out_dir: Path) -> Any:
+    return function_zip(packages=["gate", "common"], requirements="gate/requirements.txt", architecture="arm64",
+                        runtime="python3.12", out_dir=out_dir)
+
+
 def test_gate_zip_holds_gate_common_and_arm64_wheels(tmp_path: Path) -> None:
-    built = gate_zip(out_dir=tmp_path / "one")
-    again = gate_zip(out_dir=tmp_path / "two")
+    built = _gate_zip(tmp_path / "one")
+    again = _gate_zip(tmp_path / "two")
     assert built.path.read_bytes() == again.path.read_bytes()
     archive = zipfile.ZipFile(built.path)
     names = archive.namelist()

@@ -306,3 +306,33 @@ def test_code_of_a_version_built_for_another_architecture_is_its_own_packages_on
     assert config["Version"] == "1"
     assert sorted(p.name for p in code.iterdir()) == ["app"]
     assert (code / "app" / "handler.py").is_file()
+
+
+def test_a_versions_zip_wins_over_a_module_of_the_same_name_in_the_working_directory(
+    aws: str, role_arn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plane runs from the checkout, which holds the gate too: the version's own code must still run."""
+    seen_file = tmp_path / "seen"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "wfn.py").write_text(VERSIONED_HANDLER.format(tag="checkout"))
+    monkeypatch.chdir(checkout)
+    lam = client("lambda")
+    lam.create_function(
+        FunctionName="wfn", Runtime="python3.12", Role=role_arn, Handler="wfn.handler",
+        Code={"ZipFile": _zip_files({"wfn.py": VERSIONED_HANDLER.format(tag="zip")})},
+        Environment={"Variables": {"SEEN_FILE": str(seen_file)}}, Publish=True,
+    )
+    alias = lam.create_alias(FunctionName="wfn", Name="live", FunctionVersion="1")
+    url, arn = make_queue("shadowed", VisibilityTimeout="30")
+    mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=alias["AliasArn"], BatchSize=1)
+    runner = MappingRunner(mapping, lam.get_function_configuration(FunctionName=alias["AliasArn"]), {},
+                           poll_wait_s=1, code_cache=tmp_path / "code")
+    runner.start()
+    try:
+        client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps({"n": 0}))
+        [seen] = _wait_seen(seen_file, 1, runner)
+    finally:
+        runner.stop()
+        runner.join(timeout=30)
+    assert seen["code"] == "zip", seen

@@ -74,3 +74,22 @@ def test_an_alias_moved_by_hand_during_a_shift_is_left_alone(aws: str, role_arn:
     TrafficShifter().tick(now=START + timedelta(minutes=10))
     weights, record = _alias()
     assert weights == {"2": 1.0} and record["state"] == "SHIFTING"
+
+
+def test_the_functions_own_alarm_rolls_a_canary_back_without_being_listed(aws: str, role_arn: str) -> None:
+    _shifting(role_arn, "Canary10Percent5Minutes")  # deployment.alarms empty
+    cloudwatch = client("cloudwatch")
+    for name, function in (("fn-throttles", "fn"), ("other-errors", "other")):
+        cloudwatch.put_metric_alarm(AlarmName=name, Namespace="AWS/Lambda", MetricName="Throttles",
+                                    Dimensions=[{"Name": "FunctionName", "Value": function}], Statistic="Sum",
+                                    Period=60, EvaluationPeriods=1, Threshold=1,
+                                    ComparisonOperator="GreaterThanThreshold")
+    cloudwatch.set_alarm_state(AlarmName="other-errors", StateValue="ALARM", StateReason="another function's")
+    shifter = TrafficShifter()
+    shifter.tick(now=START + timedelta(minutes=1))
+    assert _alias()[0] == {"1": 0.9, "2": 0.1}  # another function's alarm is not watched
+    cloudwatch.set_alarm_state(AlarmName="fn-throttles", StateValue="ALARM", StateReason="throttled")
+    shifter.tick(now=START + timedelta(minutes=2))
+    weights, record = _alias()
+    assert weights == {"1": 1.0}
+    assert record["state"] == "ROLLED_BACK" and record["reason"] == "alarm fn-throttles in ALARM", record

@@ -1,0 +1,152 @@
+"""Gate releases on a running local pipeline (`tests.helpers.pipeline`): shared by the release soak tests
+(tests/pipeline/test_gate_release.py) and bench/rollout/function.py.
+
+A release is what an operator does: a Function spec whose code differs (a copy of ``gate/`` with something
+appended to its handler module) and whose ``deployment.strategy`` is a canary, applied with `huntazectl apply`
+through the real reconciler; the Function kind publishes the version and starts the shift, the local plane's
+traffic shifter completes it or rolls it back. The stack's own controller is kept stopped (its service at 0
+tasks, in the release overlay too): it reconciles the repository's specs, which would release the gate again.
+
+`SteadyLoad` sends jobs at a fixed pace from a thread; `AdmissionLog` samples the gate's shared limit log in
+Redis (`common.redis_keys.limit_slots`) often enough to see every admission of both versions (an entry stays
+there for at least one window), so the limit can be checked over both versions' forwards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+
+from common import redis_keys
+from common.aws import client
+from controller.cli import main as huntazectl
+from localplane.stack import apply_argv
+from tests.helpers.pipeline import REPO, Pipeline
+
+FUNCTION = "huntaze-rate-limiter"
+CONTROLLER_SERVICE = "huntaze-controller"
+FAILS_EVERY_BATCH = (
+    "\n\ndef handler(event, context):  # a bad release: every invocation fails\n"
+    "    raise RuntimeError('bad release: this version fails every batch')\n"
+)
+HARMLESS = "\n# a good release: same behaviour, new code\n"
+
+
+def stop_stack_controller() -> None:
+    """Before the plane starts: the in-stack controller would re-release the repository's gate."""
+    client("ecs").update_service(cluster="huntaze", service=CONTROLLER_SERVICE, desiredCount=0)
+
+
+def gate_variant(root: Path, name: str, appended: str) -> Path:
+    """A copy of the gate package with ``appended`` at the end of its handler module."""
+    target = root / name / "gate"
+    shutil.copytree(REPO / "gate", target, ignore=shutil.ignore_patterns("__pycache__"))
+    with (target / "handler.py").open("a") as handler:
+        handler.write(appended)
+    return target
+
+
+def release(pipe: Pipeline, root: Path, gate_dir: Path, strategy: str, alarms: tuple[str, ...] = ()) -> None:
+    """`huntazectl apply` of the stack with the gate's code from ``gate_dir``, released by ``strategy``."""
+    docs = [
+        {"apiVersion": "huntaze.io/v1", "kind": "Function", "metadata": {"name": FUNCTION},
+         "spec": {"code": {"packages": [str(gate_dir), "common"]},
+                  "deployment": {"strategy": strategy, "alarms": list(alarms)}}},
+        {"apiVersion": "huntaze.io/v1", "kind": "Service", "metadata": {"name": CONTROLLER_SERVICE},
+         "spec": {"desiredCount": 0}},
+    ]
+    overlay = root / f"release-{gate_dir.parent.name}.yaml"
+    overlay.write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
+    load_overlay = root / "load-overlay.yaml"  # written by running_pipeline: the profile's scaled limits
+    code = huntazectl(apply_argv(REPO, pipe.stack, (load_overlay, overlay)))
+    assert code == 0, "apply of the release failed"
+
+
+def alias() -> tuple[dict[str, float], dict[str, Any]]:
+    """The live alias' weights and its shift record."""
+    from controller import traffic_shift
+
+    found = client("lambda").get_alias(FunctionName=FUNCTION, Name=traffic_shift.ALIAS)
+    return traffic_shift.weights(found), json.loads(found.get("Description") or "{}")
+
+
+def put_canary_error_alarm(name: str = "gate_canary_errors") -> str:
+    """An alarm on the gate's Errors sized for a canary (any error in a minute). It names the function's metric,
+    so every shift of the gate watches it without listing it (`controller.watched_alarms`)."""
+    client("cloudwatch").put_metric_alarm(
+        AlarmName=name, Namespace="AWS/Lambda", MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": FUNCTION}], Statistic="Sum", Period=60, EvaluationPeriods=1,
+        Threshold=0, ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    return name
+
+
+@dataclass
+class SteadyLoad:
+    """Sends one job every ``interval_s`` from a thread (creators in turn), until stopped."""
+
+    pipe: Pipeline
+    interval_s: float
+    creators: int = 5
+    label: str = "steady"
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        i = 0
+        while not self._stop.is_set():
+            creator = f"creator_{i % self.creators}"
+            self.pipe.send([self.pipe.job("send_message", creator, text=f"{creator} {self.label} {i:04d}")])
+            i += 1
+            self._stop.wait(max(0.0, started + i * self.interval_s - time.monotonic()))
+
+
+@dataclass
+class AdmissionLog:
+    """Samples the global limit's admission log (entries at or before Redis' now) every ``every_s``."""
+
+    redis_url: str
+    every_s: float = 0.5
+    limit: str = "global"
+    admitted: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="admission-log", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def times(self) -> list[float]:
+        return sorted(self.admitted.values())
+
+    def _run(self) -> None:
+        conn = redis.Redis.from_url(self.redis_url)
+        key = redis_keys.limit_slots(redis_keys.limit_name(self.limit))
+        while not self._stop.wait(self.every_s):
+            seconds, micros = conn.time()
+            now_us = seconds * 1_000_000 + micros  # the limiter's scores are Redis TIME in microseconds
+            entries = cast(list[tuple[bytes, float]], conn.zrangebyscore(key, "-inf", now_us, withscores=True))
+            for member, score in entries:
+                self.admitted[member.decode()] = float(score) / 1e6
