@@ -355,7 +355,11 @@ def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = 
         scraper = scraper_f.result() or {}
         snap.controller = controller_f.result() or {"present": False}
     snap.queues = collect_queues(queues, metrics)
+    # Deferred jobs, seen from both sides: delayed in the ingress queue (SQS), and waiting in their creator's
+    # order line (Redis; also jobs held in flight for an earlier job of their creator). One job is often in both.
+    lines = snap.gate.get("order_lines") or {}
     snap.gate["deferred_waiting"] = snap.queue("ingress").get("delayed", 0)
+    snap.gate["deferred_in_order_lines"] = lines.get("jobs_waiting", 0)
     snap.gate["lambda"] = {"invocations": metrics.get("l_inv"), "errors": metrics.get("l_err"),
                            "throttles": metrics.get("l_thr")}
     snap.scraper = scraper | scraper_rates(metrics, snap.dead_letters)
