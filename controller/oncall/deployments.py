@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 KEEP = 5
+# ``.huntaze/current`` names the run dir of the stack that is up (localplane.stack.CURRENT_FILE, spelled out here:
+# importing localplane.stack pulls in the stand-in server and costs a cold `status` its imports; a test keeps the
+# two equal).
+CURRENT_FILE = "current"
 
 
 def _short(arn: str | None) -> str | None:
@@ -23,14 +27,14 @@ def _short(arn: str | None) -> str | None:
 
 def _local_file(run_dir: Path | None, cluster: str, service: str) -> Path | None:
     from localplane import deployments
-    from localplane.stack import current_run_dir
 
     if run_dir is None:
         from controller.commands.up import RUNS_DIR
 
-        run_dir = current_run_dir(RUNS_DIR)
-    if run_dir is None:
-        return None
+        try:
+            run_dir = Path((RUNS_DIR / CURRENT_FILE).read_text().strip())
+        except OSError:
+            return None
     path = deployments.path_for(run_dir, cluster, service)
     return path if path.exists() else None
 

@@ -190,3 +190,10 @@ def test_diagnosis_every_cause_rule_is_staged_for_real(rule: str) -> None:
     staged = (Path(__file__).parent / "test_status_incidents.py").read_text()
     name = {"backlog_limit": "backlog_rate_limit"}.get(rule, rule)
     assert f'head["rule"] == "{name}"' in staged, f"rule {rule} has no staged incident test"
+
+
+def test_status_finds_the_current_run_dir_as_the_local_stack_names_it() -> None:
+    from controller.oncall import deployments
+    from localplane import stack
+
+    assert deployments.CURRENT_FILE == stack.CURRENT_FILE
