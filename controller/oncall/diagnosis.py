@@ -92,7 +92,7 @@ def _failed(d: dict[str, Any]) -> bool:
 
 def _stopped_deployment(s: Snapshot) -> dict[str, Any] | None:
     """The service's latest deployment, when it failed and the service still points at its revision."""
-    deps = s.scraper.get("deployments") or []
+    deps: list[dict[str, Any]] = s.scraper.get("deployments") or []
     if not deps or not _failed(deps[-1]) or deps[-1].get("task_definition") != s.scraper.get("task_definition"):
         return None
     return deps[-1]

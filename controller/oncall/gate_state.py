@@ -182,7 +182,8 @@ def _key(algorithm: str, name: str) -> str:
 def _scan_values(r: redis.Redis, scope: str, algorithm: str) -> tuple[dict[str | None, str], bool]:
     """{value: key} for the scope's keys (``creator:c1`` -> ``c1``), at most SCAN_ROUNDS round trips."""
     found, partial = _scan_keys(r, _key(algorithm, keys.limit_name(scope, "\0")))
-    return dict(found), partial
+    values: dict[str | None, str] = {value: key for value, key in found.items()}
+    return values, partial
 
 
 def _scan_keys(r: redis.Redis, probe: str) -> tuple[dict[str, str], bool]:
