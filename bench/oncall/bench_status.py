@@ -116,8 +116,8 @@ def main() -> None:
         try:
             stage_work(stack)
             time.sleep(6)  # let the gate dead-letter and defer, and the plane publish a few ticks
-            cold(args.cold_rounds)
-            ns = argparse.Namespace(env="local", cluster="huntaze", journal=None)
+            cold(args.cold_rounds, Path(tmp))
+            ns = argparse.Namespace(env="local", cluster="huntaze", journal=None, run_dir=Path(tmp))
             ours_ms, ours_calls, peer_ms, peer_calls = [], [], [], []
             for _ in range(args.rounds):  # interleaved rounds: same stack, same moment
                 data = refresh(ns)
@@ -152,17 +152,19 @@ def main() -> None:
             plane.stop()
 
 
-def cold(rounds: int) -> None:
-    """Fresh processes, as on-call types the command: nothing imported, no client cached."""
+def cold(rounds: int, run_dir: Path) -> None:
+    """Fresh processes, as on-call types the command: nothing imported, no client cached. ``--run-dir`` names the
+    bench stack's run dir (as `.huntaze/current` does for `huntazectl up`), so the deployments are read too."""
     import subprocess
 
-    argv = [sys.executable, "-m", "controller", "status", "-o", "json"]
+    argv = [sys.executable, "-m", "controller", "status", "-o", "json", "--run-dir", str(run_dir)]
     wall, refresh_ms, calls = [], [], []
     for _ in range(rounds):
         started = time.perf_counter()
         done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
         wall.append((time.perf_counter() - started) * 1000)
         data = json.loads(done.stdout)
+        assert data["scraper"].get("deployments"), "the cold status did not read the deployment record"
         refresh_ms.append(float(data["refresh_ms"]))
         calls.append(float(data["api_calls"]))
     print(f"cold status, fresh process each ({rounds} rounds, load {os.getloadavg()[0]:.1f}):")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 
@@ -20,6 +21,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--journal", default=None, help="controller journal file (JSON lines); default "
                                                          "$HUNTAZE_JOURNAL, else the /huntaze/ENV/controller-journal "
                                                          "log group")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="local plane run dir holding deployments/ (default: .huntaze/current's)")
     parser.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -36,7 +39,8 @@ def refresh(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     with counting() as calls:
-        snapshot = collect.collect(env=args.env, cluster=args.cluster, journal=args.journal)
+        snapshot = collect.collect(env=args.env, cluster=args.cluster, journal=args.journal,
+                                   run_dir=args.run_dir)
     findings = diagnosis.diagnose(snapshot)
     data = dataclasses.asdict(snapshot)
     return {"diagnosis": [f.as_dict() for f in findings], **data, "api_calls": calls.total,

@@ -195,7 +195,9 @@ def _mask(text: str) -> str:
 SCRAPER_SERVICE = os.environ.get("HUNTAZE_SCRAPER_SERVICE", "huntaze-onlyfans-scraper")
 
 
-def collect_scraper(cluster: str) -> dict[str, Any]:
+def collect_scraper(cluster: str, run_dir: Path | None = None) -> dict[str, Any]:
+    from controller.oncall import deployments
+
     ecs = client("ecs")
     arns = ecs.list_services(cluster=cluster).get("serviceArns", [])
     if not arns:
@@ -216,9 +218,10 @@ def collect_scraper(cluster: str) -> dict[str, Any]:
               "stopped_at": t["stoppedAt"].isoformat(timespec="seconds") if t.get("stoppedAt") else None}
              for t in mine
              if t.get("desiredStatus") == "STOPPED" and (not t.get("stoppedAt") or t["stoppedAt"] >= recent)]
+    recent_deployments, source = deployments.recent(svc, cluster, run_dir)
     return {"service": name, "desired": int(svc.get("desiredCount", 0)), "running": len(live),
             "task_definition": svc.get("taskDefinition", "").rsplit("/", 1)[-1], "recent_stops": stops[-5:],
-            "stops_total": len(stops)}
+            "stops_total": len(stops), "deployments": recent_deployments, "deployments_source": source}
 
 
 def scraper_rates(metrics: dict[str, float | None], dead: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +320,8 @@ def _section(snapshot: Snapshot, name: str, fn: Any, *args: Any) -> Any:
         return None
 
 
-def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = None) -> Snapshot:
+def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = None,
+            run_dir: Path | None = None) -> Snapshot:
     """Independent sources are read in parallel (boto3 clients are thread-safe); each runs in a copy of the
     caller's context so `controller.oncall.calls.counting` sees its calls."""
     import contextvars
@@ -347,7 +351,7 @@ def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = 
         queue_f = submit(queue_side)
         alarms_f = submit(_section, snap, "alarms", collect_alarms)
         gate_f = submit(gate_side)
-        scraper_f = submit(_section, snap, "scraper", collect_scraper, cluster)
+        scraper_f = submit(_section, snap, "scraper", collect_scraper, cluster, run_dir)
         controller_f = submit(_section, snap, "controller", collect_controller, env, journal)
         queues, metrics, snap.dead_letters = queue_f.result()
         snap.alarms = alarms_f.result() or {}
@@ -355,7 +359,11 @@ def collect(env: str = "local", cluster: str = "huntaze", journal: str | None = 
         scraper = scraper_f.result() or {}
         snap.controller = controller_f.result() or {"present": False}
     snap.queues = collect_queues(queues, metrics)
+    # Deferred jobs, seen from both sides: delayed in the ingress queue (SQS), and waiting in their creator's
+    # order line (Redis; also jobs held in flight for an earlier job of their creator). One job is often in both.
+    lines = snap.gate.get("order_lines") or {}
     snap.gate["deferred_waiting"] = snap.queue("ingress").get("delayed", 0)
+    snap.gate["deferred_in_order_lines"] = lines.get("jobs_waiting", 0)
     snap.gate["lambda"] = {"invocations": metrics.get("l_inv"), "errors": metrics.get("l_err"),
                            "throttles": metrics.get("l_thr")}
     snap.scraper = scraper | scraper_rates(metrics, snap.dead_letters)

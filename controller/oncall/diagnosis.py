@@ -24,6 +24,7 @@ MANIFESTS = "-f manifests -f ecs-specs"
 # same window (collect.JOURNAL_WINDOW_S), so a correction older than this is not shown at all.
 CORRECTED_NOTE_S = 900
 CAUSE, NOTE = "cause", "note"
+FAILED, ROLLED_BACK = "FAILED", "ROLLED_BACK"  # ECS rolloutState values (localplane.deployments records them too)
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,74 @@ def _exits(s: Snapshot) -> list[dict[str, Any]]:
             and "exit code 0)" not in t.get("reason", "") and t.get("task_definition") == current]
 
 
+def _exit_reason(stop: dict[str, Any]) -> str:
+    return str(stop["reason"].split(": ", 1)[-1] or stop["reason"])
+
+
 def scraper_crash_loop(s: Snapshot) -> Finding | None:
     exits = _exits(s)
-    if len(exits) < CRASH_LOOP_STOPS:
-        return None
-    reason = exits[-1]["reason"].split(": ", 1)[-1] or exits[-1]["reason"]
+    if len(exits) < CRASH_LOOP_STOPS or _stopped_deployment(s):
+        return None  # a deployment the breaker stopped starts no new task: deployment_failed names it
+    reason = _exit_reason(exits[-1])
     return Finding("scraper_crash_loop", f"the scraper is crash-looping: {reason}",
                    f"{len(exits)} task exits among the last {len(s.scraper.get('recent_stops', []))} stops; running "
                    f"{s.scraper.get('running')} of {s.scraper.get('desired')} (task definition "
                    f"{exits[-1].get('task_definition')})",
                    f"huntazectl diff {MANIFESTS} --env {s.env}  # then fix the task definition's environment and "
-                   "huntazectl apply")
+                   f"huntazectl apply; or go back at once: huntazectl rollout undo service {s.scraper.get('service')}")
+
+
+def _deployment_exit(s: Snapshot, task_definition: str | None) -> str:
+    """The last non-zero exit of a deployment's tasks, as ECS recorded the stop; else say there is none."""
+    exits = [t for t in s.scraper.get("recent_stops", []) if "exit code" in t.get("reason", "")
+             and "exit code 0)" not in t.get("reason", "") and t.get("task_definition") == task_definition]
+    return _exit_reason(exits[-1]) if exits else "no task exit among the recent stops (failed health checks?)"
+
+
+def _failed(d: dict[str, Any]) -> bool:
+    """A deployment the breaker (or a watched alarm) stopped; one superseded by a newer deploy did not fail."""
+    return d.get("rollout_state") == ROLLED_BACK or (
+        d.get("rollout_state") == FAILED and "superseded" not in (d.get("rollout_state_reason") or ""))
+
+
+def _stopped_deployment(s: Snapshot) -> dict[str, Any] | None:
+    """The service's latest deployment, when it failed and the service still points at its revision."""
+    deps: list[dict[str, Any]] = s.scraper.get("deployments") or []
+    if not deps or not _failed(deps[-1]) or deps[-1].get("task_definition") != s.scraper.get("task_definition"):
+        return None
+    return deps[-1]
+
+
+def deployment_failed(s: Snapshot) -> Finding | None:
+    """The service's latest deployment FAILED and the service still points at its revision (breaker without
+    rollback): no new task starts, the old tasks run on, and the next deploy or a rollback must put it right."""
+    d, name = _stopped_deployment(s), s.scraper.get("service")
+    if d is None:
+        return None
+    return Finding("deployment_failed", f"the deployment of {d['task_definition']} to {name} failed: "
+                   f"{_deployment_exit(s, d['task_definition'])}",
+                   f"deployment {d.get('id')} {d.get('rollout_state')}: {d.get('rollout_state_reason')}; "
+                   f"{d.get('failed_tasks')} new task(s) failed; the old tasks run on "
+                   f"({s.scraper.get('running')} of {s.scraper.get('desired')} running)",
+                   f"huntazectl rollout status service {name}  # then: huntazectl rollout undo service {name}")
+
+
+def deployment_rolled_back(s: Snapshot) -> Finding | None:
+    """A deployment the circuit breaker rolled back (the service left its revision): a note for CORRECTED_NOTE_S,
+    as the service runs the last good revision again; the change it was meant to ship did not ship."""
+    deps = s.scraper.get("deployments") or []
+    back = [d for d in deps if _failed(d) and d.get("task_definition") != s.scraper.get("task_definition")
+            and _age_s(s, {"at": d.get("finished_at")}) <= CORRECTED_NOTE_S]
+    if not back:
+        return None
+    d, name = back[-1], s.scraper.get("service")
+    return Finding("deployment_rolled_back", f"the deployment of {d['task_definition']} to {name} was rolled back "
+                   f"to {d.get('previous_task_definition') or s.scraper.get('task_definition')}: "
+                   f"{_deployment_exit(s, d['task_definition'])}",
+                   f"deployment {d.get('id')} {d.get('rollout_state')} at {d.get('finished_at')}: "
+                   f"{d.get('rollout_state_reason')}; {d.get('failed_tasks')} new task(s) failed",
+                   f"huntazectl rollout status service {name}  # fix the revision before deploying it again",
+                   kind=NOTE)
 
 
 def breaker_open(s: Snapshot) -> Finding | None:
@@ -215,7 +273,8 @@ def alarm_without_rule(s: Snapshot) -> Finding | None:
 # THE table: order is priority (root causes before their symptoms); notes (kind NOTE) always after every cause.
 RULES: tuple[Rule, ...] = (
     redis_unreachable,
-    scraper_crash_loop,
+    scraper_crash_loop,  # before a failed deployment: while its new tasks keep exiting, the loop is the news
+    deployment_failed,
     breaker_open,
     field_flipping,
     spec_drifted,
@@ -225,6 +284,7 @@ RULES: tuple[Rule, ...] = (
     backlog_workers,
     alarm_without_rule,
     drift_corrected,  # a note: below every live cause, whatever its place here
+    deployment_rolled_back,  # a note too: the service runs its last good revision again
 )
 
 

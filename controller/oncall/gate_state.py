@@ -14,6 +14,10 @@ keeps both parsers equal).
 - the breaker's ``open`` key exists only while open (PTTL = time left); its ``state`` hash keeps the rest.
 - the limiter epoch: missing means Redis lost the limiter's memory; a non-zero value is when that was noticed,
   and no limit admits before it + W.
+- each creator's order line (``huntaze:v3:gate:order:{creator}``, a sorted set of the jobs the gate knows of and
+  has not forwarded, decide.lua I4) and each job's state (``huntaze:v3:gate:job:{identity}``: ``r`` reserved,
+  ``a`` admitted, ``f`` forwarded). A job waits in its line until it is forwarded; only the line's head can be
+  admitted (being sent), so a line's waiting jobs are its size, less its head when that is not reserved.
 
 Scoped limits (creator, user, action) have one key per value; their keys expire a minute after their last
 window, so a bounded SCAN finds the values active now. A keyspace larger than the scan budget is reported as
@@ -134,6 +138,7 @@ def collect_gate(function_env: dict[str, str]) -> dict[str, Any]:
         out["limits"] = [read_limit(r, spec, algorithm, now_us) for spec in limits]
         out["breaker"] = read_breaker(r)
         out["limiter_memory"] = read_epoch(r, limits, now_us)
+        out["order_lines"] = read_order_lines(r)
     except redis.RedisError as exc:
         out["redis_error"] = f"{type(exc).__name__}: {mask(str(exc))}"
     finally:
@@ -176,10 +181,17 @@ def _key(algorithm: str, name: str) -> str:
 
 def _scan_values(r: redis.Redis, scope: str, algorithm: str) -> tuple[dict[str | None, str], bool]:
     """{value: key} for the scope's keys (``creator:c1`` -> ``c1``), at most SCAN_ROUNDS round trips."""
-    probe = _key(algorithm, keys.limit_name(scope, "\0"))
+    found, partial = _scan_keys(r, _key(algorithm, keys.limit_name(scope, "\0")))
+    values: dict[str | None, str] = {value: key for value, key in found.items()}
+    return values, partial
+
+
+def _scan_keys(r: redis.Redis, probe: str) -> tuple[dict[str, str], bool]:
+    """{variable part: key} for every key shaped like ``probe`` (a key built by a `common.redis_keys` helper with
+    ``"\0"`` for its variable part), at most SCAN_ROUNDS round trips; True when the budget ran out first."""
     head, tail = probe.split("\0")
     pattern = _glob_escape(head) + "*" + _glob_escape(tail)
-    found: dict[str | None, str] = {}
+    found: dict[str, str] = {}
     cursor = 0
     for _ in range(SCAN_ROUNDS):
         cursor, batch = r.scan(cursor=cursor, match=pattern, count=SCAN_COUNT)
@@ -270,6 +282,30 @@ def read_epoch(r: redis.Redis, limits: tuple[LimitSpec, ...], now_us: int) -> di
         return {"state": "recovering", "admits_from_in_s": round((epoch + widest - now_us) / 1e6, 1),
                 "note": "Redis lost the limiter's memory; nothing is admitted until one window has passed"}
     return {"state": "ok"}
+
+
+def read_order_lines(r: redis.Redis) -> dict[str, Any]:
+    """Jobs waiting in their creator's order line (decide.lua I4), by a bounded SCAN of the order sets: two
+    pipelined round trips after the scan (each line's size and head, then each head's state)."""
+    lines, partial = _scan_keys(r, keys.gate_order("\0"))
+    creators = list(lines)
+    with r.pipeline(transaction=False) as pipe:
+        for creator in creators:
+            pipe.zcard(lines[creator])
+            pipe.zrange(lines[creator], 0, 0)
+        raw = pipe.execute()
+    sizes = {c: int(raw[2 * i]) for i, c in enumerate(creators)}
+    heads = {c: text(raw[2 * i + 1][0]) for i, c in enumerate(creators) if raw[2 * i + 1]}
+    with r.pipeline(transaction=False) as pipe:
+        for head in heads.values():
+            pipe.get(keys.gate_job(head))
+        states = dict(zip(heads, pipe.execute(), strict=True))
+    # the head is admitted (being sent), forwarded or left over unless its state says reserved
+    waiting = {c: n - (1 if c in heads and not text(states.get(c) or b"").startswith("r") else 0)
+               for c, n in sizes.items()}
+    busy = sorted(((c, n) for c, n in waiting.items() if n > 0), key=lambda cn: (-cn[1], cn[0]))
+    return {"jobs_waiting": sum(n for _, n in busy), "creators_waiting": len(busy),
+            "longest": [{"creator": c, "waiting": n} for c, n in busy[:BUSIEST]], "partial": partial}
 
 
 def text(value: Any) -> str:

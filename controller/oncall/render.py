@@ -78,7 +78,12 @@ def _gate(gate: dict[str, Any]) -> list[Any]:
         closes += f": {breaker['reason']}"
     redis = "reachable" if gate.get("redis_reachable") else f"UNREACHABLE ({gate.get('redis_error')})"
     memory = gate.get("limiter_memory", {})
-    lines = [Text(f"Gate: deferred waiting {gate.get('deferred_waiting', 0)}; breaker {breaker.get('state')}"
+    order = gate.get("order_lines") or {}
+    longest = ", ".join(f"{x['creator']} {x['waiting']}" for x in order.get("longest", []))
+    in_lines = (f", {order.get('jobs_waiting', 0)} in {order.get('creators_waiting', 0)} creator line(s)"
+                + (f" ({longest})" if longest else "") + (" (partial scan)" if order.get("partial") else ""))
+    lines = [Text(f"Gate: deferred waiting {gate.get('deferred_waiting', 0)} delayed in ingress{in_lines}; "
+                  f"breaker {breaker.get('state')}"
                   f"{closes}; Redis {redis}; Lambda errors {_n(gate.get('lambda', {}).get('errors'))}")]
     if memory.get("state") not in (None, "ok"):
         lines.append(Text(f"  limiter memory {memory['state']}: {memory.get('note')}", style="yellow"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localplane.alarms import ExpressionError, decide, evaluate_expression, time_scale_from_limits
@@ -29,6 +29,8 @@ def test_decide_breaching_missing_points_count_toward_m_of_n() -> None:
     assert decide(alarm(TreatMissingData="notBreaching"), [None, 11, 1], "OK").state == "OK"
 
 
+# generation time is not what this checks: on a loaded 2-core machine (load ~60 seen) too_slow fired
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), min_size=1, max_size=5), st.integers(1, 5))
 def test_decide_alarm_iff_m_breaching_datapoints(values: list[float | None], m: int) -> None:
     rule = alarm(EvaluationPeriods=len(values), DatapointsToAlarm=min(m, len(values)),

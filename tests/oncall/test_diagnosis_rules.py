@@ -132,11 +132,68 @@ def test_diagnosis_uncorrected_drift_stays_a_cause() -> None:
     assert "not corrected" in found[0].evidence
 
 
+def deploys(*states: tuple[str, str, str], finished: str = "2026-12-01T02:59:00+00:00") -> list[dict[str, Any]]:
+    """Deployment records as collect shapes them: (task definition, rolloutState, reason), oldest first."""
+    return [{"id": f"local-{i}", "task_definition": td, "previous_task_definition": "td:1", "rollout_state": state,
+             "rollout_state_reason": reason, "failed_tasks": 3, "finished_at": finished}
+            for i, (td, state, reason) in enumerate(states, 1)]
+
+
+EXIT = "Essential container in task exited (exit code 1): HUNTAZE_CONCURRENCY: 'many' is not an integer"
+BREAKER = "circuit breaker: 3 new task(s) in a row failed to start or pass their health check (threshold 3)"
+
+
+def scraper_after(deployments: list[dict[str, Any]], on: str) -> dict[str, Any]:
+    stops = [{"task": f"t{i}", "reason": EXIT, "task_definition": "td:2"} for i in range(3)]
+    return {"service": "s", "desired": 1, "running": 1, "task_definition": on, "recent_stops": stops,
+            "deployments": deployments}
+
+
+def test_diagnosis_deployment_rolled_back_by_the_breaker_is_a_note_naming_revision_and_exit() -> None:
+    rolled = deploys(("td:1", "COMPLETED", ""), ("td:2", "ROLLED_BACK", f"{BREAKER}; rolled back to td:1"),
+                     ("td:1", "COMPLETED", "1 task(s) of the new task definition running"))
+    found = diagnose(healthy(scraper=scraper_after(rolled, on="td:1")))
+    assert [(f.rule, f.kind) for f in found] == [("healthy", "cause"), ("deployment_rolled_back", "note")]
+    note = found[1]
+    assert "td:2" in note.cause and "rolled back to td:1" in note.cause and "'many'" in note.cause
+    assert "circuit breaker" in note.evidence and "ROLLED_BACK" in note.evidence
+    assert note.next.startswith("huntazectl rollout status service s")
+
+
+def test_diagnosis_deployment_rolled_back_over_15_minutes_ago_is_not_reported() -> None:
+    rolled = deploys(("td:2", "ROLLED_BACK", BREAKER), ("td:1", "COMPLETED", ""),
+                     finished="2026-12-01T02:44:59+00:00")
+    assert [f.rule for f in diagnose(healthy(scraper=scraper_after(rolled, on="td:1")))] == ["healthy"]
+
+
+def test_diagnosis_failed_deployment_still_on_its_revision_is_a_cause() -> None:
+    failed = deploys(("td:1", "COMPLETED", ""), ("td:2", "FAILED", f"{BREAKER}; rollback is off"))
+    head = diagnose(healthy(scraper=scraper_after(failed, on="td:2")))[0]
+    # the breaker stopped the loop: the exits are its evidence, not a live crash loop
+    assert head.rule == "deployment_failed" and head.kind == "cause"
+    assert "td:2" in head.cause and "'many'" in head.cause and "rollback is off" in head.evidence
+    assert head.next.startswith("huntazectl rollout status service s")
+
+
+def test_diagnosis_superseded_deployment_is_not_a_failure() -> None:
+    undone = deploys(("td:1", "COMPLETED", ""), ("td:2", "FAILED", "superseded by a newer task definition (td:1)"),
+                     ("td:1", "COMPLETED", ""))
+    assert [f.rule for f in diagnose(healthy(scraper=scraper_after(undone, on="td:1")))] == ["healthy"]
+
+
 # alarm_without_rule (the fallback for an alarm no cause rule explains) is checked above, on a snapshot;
-# drift_corrected (a note) is staged for real in test_status_notes.py.
-@pytest.mark.parametrize("rule", [r.__name__ for r in RULES if r.__name__ not in ("alarm_without_rule",
-                                                                                 "drift_corrected")])
+# drift_corrected (a note) is staged for real in test_status_notes.py, deployment_rolled_back (a note) in
+# test_status_incidents.py.
+@pytest.mark.parametrize("rule", [r.__name__ for r in RULES if r.__name__ not in (
+    "alarm_without_rule", "drift_corrected", "deployment_rolled_back")])
 def test_diagnosis_every_cause_rule_is_staged_for_real(rule: str) -> None:
     staged = (Path(__file__).parent / "test_status_incidents.py").read_text()
     name = {"backlog_limit": "backlog_rate_limit"}.get(rule, rule)
     assert f'head["rule"] == "{name}"' in staged, f"rule {rule} has no staged incident test"
+
+
+def test_status_finds_the_current_run_dir_as_the_local_stack_names_it() -> None:
+    from controller.oncall import deployments
+    from localplane import stack
+
+    assert deployments.CURRENT_FILE == stack.CURRENT_FILE

@@ -138,6 +138,44 @@ def test_gate_state_breaker_open_says_when_it_closes_then_half_open(redis_url: s
     assert collect_gate({})["breaker"]["state"] == "half_open"
 
 
+def test_gate_state_counts_jobs_waiting_in_each_creators_order_line(redis_url: str) -> None:
+    """The per-creator order sets and job states written by the gate's own limiter (decide.lua I4): reserved jobs
+    wait in their creator's line; a forwarded job has left it; an admitted head still being sent is not waiting."""
+    r = redis.Redis.from_url(redis_url)
+    limiter = Limiter(r, parse_limits("global=3/60s"))
+    assert limiter.declare_empty()
+    jobs = [job(i, creator) for i, creator in enumerate(["c_a", "c_b", "c_a", "c_a", "c_b", "c_c", "c_a"])]
+    decisions = run_gate(limiter, jobs)  # admitted jobs are marked forwarded: they leave their line
+    sending = job(50, "c_d")  # admitted, its send under way: heads its line, not marked forwarded yet
+    wide = Limiter(r, parse_limits("global=100/60s"))
+    assert wide.decide(sending).allowed
+    behind = wide.decide(job(51, "c_d"))  # its creator's next job waits behind it
+    reserved = Counter(j.creator_id for j, d in zip(jobs, decisions, strict=True)
+                       if d.status is Status.DEFERRED_RESERVED)
+    reserved["c_d"] += behind.status is Status.DEFERRED_RESERVED
+    assert sum(reserved.values()) >= 4 and reserved["c_d"] == 1  # the staging really deferred jobs
+
+    lines = collect_gate({"HUNTAZE_RATE_LIMITS": "global=3/60s"})["order_lines"]
+
+    assert lines["jobs_waiting"] == sum(reserved.values())
+    assert lines["creators_waiting"] == len(+reserved)
+    assert lines["longest"][0] == {"creator": reserved.most_common(1)[0][0], "waiting": reserved.most_common(1)[0][1]}
+    assert lines["partial"] is False
+    wide.mark_forwarded([sending], ttl_s=600)  # the send is done: the job behind it heads the line, still waiting
+    assert collect_gate({})["order_lines"]["jobs_waiting"] == sum(reserved.values())
+
+
+def test_gate_state_order_lines_beyond_the_scan_budget_are_reported_partial(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    limiter = Limiter(redis.Redis.from_url(redis_url), parse_limits("global=1/60s"))
+    assert limiter.declare_empty()
+    run_gate(limiter, [job(i, f"c_{i}") for i in range(30)])  # 29 creators each with one job in line
+    monkeypatch.setattr(gate_state, "SCAN_COUNT", 2)
+    monkeypatch.setattr(gate_state, "SCAN_ROUNDS", 2)
+    lines = collect_gate({"HUNTAZE_RATE_LIMITS": "global=1/60s"})["order_lines"]
+    assert lines["partial"] is True and lines["jobs_waiting"] < 29
+
+
 def test_gate_state_redis_down_is_reported_unreachable_with_the_error(
         redis_factory: Callable[[], RedisServer], monkeypatch: pytest.MonkeyPatch) -> None:
     server = redis_factory()
@@ -184,11 +222,13 @@ def test_status_shows_the_gate_limits_of_the_deployed_function(aws: str, redis_u
     assert (row["scope"], row["limit"], row["window_s"]) == ("global", 10, 60)
     assert row["admitted_in_window"] == sum(1 for d in decisions if d.allowed) == 10
     assert row["reserved_ahead"] == sum(1 for d in decisions if d.status is Status.DEFERRED_RESERVED) == 4
+    assert gate["deferred_in_order_lines"] == 4  # the reserved jobs wait in their creators' lines
 
     with contextlib.redirect_stdout(out := io.StringIO()):
         huntazectl(["status"])
     table = out.getvalue()
     assert "Gate limits (window)" in table and "10 / 60s" in table
+    assert "4 in 4 creator line(s)" in table.replace("\n", " ")
 
 
 def test_oncall_reads_the_gate_and_scraper_without_importing_them() -> None:

@@ -250,44 +250,169 @@ def test_status_breaker_open_after_429s_names_breaker_and_when_it_closes(clean: 
         r.close()
 
 
-@pytest.mark.soak
-@pytest.mark.xfail(strict=False, reason=(
-    "since the local plane rolls deployments (issue 14: the good task keeps running, the circuit breaker rolls the "
-    "bad revision back by itself), the restore at the end (service back on the good revision, one task on it) "
-    "times out after 90 s; the staged incident and its diagnosis need reworking for rolling deploys"))
-def test_status_bad_env_value_in_task_definition_names_the_crash_loop(controller_stopped: Pipeline) -> None:
-    """A hand-registered revision with one bad environment value, put on the service while the controller is
-    stopped: the tasks exit at start, and status names the crash loop, the variable, and `huntazectl diff` (which
-    shows the hand edit against the spec)."""
-    clean, ecs = controller_stopped, client("ecs")
-    current = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
-    spec = ecs.describe_task_definition(taskDefinition=current)["taskDefinition"]
+def short(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def task_exits(task_definition: str) -> int:
+    """Tasks of ``task_definition`` that ECS shows stopped with a non-zero exit (what the local plane records)."""
+    ecs = client("ecs")
+    arns = ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns[-100:])["tasks"] if arns else []
+    return sum(1 for t in tasks if t.get("taskDefinitionArn") == task_definition
+               and "exit code" in t.get("stoppedReason", "") and "code 0)" not in t.get("stoppedReason", ""))
+
+
+def deployment_of(clean: Pipeline, task_definition: str | None) -> dict[str, Any] | None:
+    """The local plane's last recorded deployment of ``task_definition`` (what `huntazectl rollout` reads)."""
+    from dataclasses import asdict
+
+    from localplane import deployments
+
+    found = [asdict(d) for d in deployments.load(deployments.path_for(clean.stack.run_dir, CLUSTER, SERVICE))
+             if task_definition is None or d.task_definition == task_definition]
+    return found[-1] if found else None
+
+
+def back_on(clean: Pipeline, good: str) -> bool:
+    """The service's latest deployment is of the good revision and COMPLETED (its tasks run)."""
+    latest = deployment_of(clean, None) or {}
+    return latest.get("task_definition") == good and latest.get("rollout_state") == "COMPLETED"
+
+
+def spec_deployment_configuration() -> dict[str, Any]:
+    """The scraper's deploymentConfiguration as ecs-specs/ declares it (circuit breaker with rollback) in
+    CreateService's shape. AWS returns it from CreateService on; moto drops it there and shows it only after an
+    UpdateService that carries it (docs/architecture.md), so the staged deploys below carry it, as AWS has it."""
+    import yaml
+
+    from controller.kinds.service import DeploymentConfiguration
+
+    doc = yaml.safe_load((REPO / "ecs-specs" / "onlyfans-scraper-service.yaml").read_text())
+    return DeploymentConfiguration.model_validate(doc["spec"]["deploymentConfiguration"]).native()
+
+
+@contextlib.contextmanager
+def bad_revision(clean: Pipeline) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """A hand-registered revision of the scraper's task definition with one bad environment value
+    (HUNTAZE_CONCURRENCY=many): its tasks exit at start. Afterwards, as
+    on-call would: the service back on the good revision with the spec's deploymentConfiguration, the bad one
+    deregistered, and one task of the good revision running. Yields (good, bad, the spec's deploymentConfiguration)."""
+    ecs = client("ecs")
+    service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+    good, config = service["taskDefinition"], spec_deployment_configuration()
+    spec = ecs.describe_task_definition(taskDefinition=good)["taskDefinition"]
     container = spec["containerDefinitions"][0]
     container["environment"] = [e if e["name"] != "HUNTAZE_CONCURRENCY" else {"name": e["name"], "value": "many"}
                                 for e in container["environment"]]
     keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "cpu", "memory",
             "requiresCompatibilities", "runtimePlatform")
     bad = ecs.register_task_definition(**{k: spec[k] for k in keep if spec.get(k)})["taskDefinition"]
-    ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad["taskDefinitionArn"])
     scraper = next(r for r in clean.plane.services.values() if r.service == SERVICE)
     try:
-        def exits() -> int:
-            stops = status()["scraper"].get("recent_stops", [])
-            return sum(1 for s in stops if "exit code" in s["reason"] and "code 0)" not in s["reason"]
-                       and s["task_definition"] == bad["taskDefinitionArn"].rsplit("/", 1)[-1])
+        yield good, bad["taskDefinitionArn"], config
+    finally:
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=good, deploymentConfiguration=config)
+        ecs.deregister_task_definition(taskDefinition=bad["taskDefinitionArn"])
+        wait_until(lambda: len(scraper.tasks) == 1 and all(t.task_definition == good for t in scraper.tasks),
+                   90, "one task of the good revision to run", poll_s=1)
 
-        wait_until(lambda: exits() >= 2, 90, "two task exits", poll_s=1)
-        data = status()
+
+def causes_left(data: dict[str, Any]) -> list[str]:
+    """The live causes status still names, less the one the staging itself causes: with the controller stopped
+    (`controller_stopped`), its cycle-stalled alarm fires once no cycle metric arrives (missing data = breaching)."""
+    return [f["rule"] for f in data["diagnosis"] if f["kind"] == "cause" and f["rule"] != "healthy"
+            and not (f["rule"] == "alarm" and f["cause"].startswith("alarm controller_cycle_stalled"))]
+
+
+def rollout_undo(clean: Pipeline) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert huntazectl(["rollout", "undo", "service", SERVICE, "--run-dir", str(clean.stack.run_dir)]) == 0
+    return out.getvalue()
+
+
+def breaker(config: dict[str, Any], *, enable: bool, rollback: bool) -> dict[str, Any]:
+    return {**config, "deploymentCircuitBreaker": {"enable": enable, "rollback": rollback}}
+
+
+@pytest.mark.soak
+def test_status_bad_env_value_in_task_definition_names_the_crash_loop(controller_stopped: Pipeline) -> None:
+    """The bad revision deployed by hand with the circuit breaker off, while the controller is stopped: its new
+    tasks exit at start, again and again (the old task runs on, as in a rolling deploy). Status names the crash
+    loop, the variable, and `huntazectl diff`; on-call runs `huntazectl rollout undo service`, the service goes
+    back to the good revision, and status no longer names the loop."""
+    clean, ecs = controller_stopped, client("ecs")
+    run_dir = ("--run-dir", str(clean.stack.run_dir))
+    with bad_revision(clean) as (good, bad, config):
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad,
+                           deploymentConfiguration=breaker(config, enable=False, rollback=False))
+        wait_until(lambda: task_exits(bad) >= 2, 90, "two task exits of the bad revision", poll_s=1)
+        data = status(*run_dir)
         head = headline(data)
         assert head["rule"] == "scraper_crash_loop", data["diagnosis"]
         assert "HUNTAZE_CONCURRENCY" in head["cause"] and "'many'" in head["cause"], head
-        assert "task exits" in head["evidence"] and bad["taskDefinitionArn"].rsplit("/", 1)[-1] in head["evidence"]
-        assert head["next"].startswith("huntazectl diff")
-    finally:  # as on-call would: the service back on the good revision, the bad one deregistered
-        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=current)
-        ecs.deregister_task_definition(taskDefinition=bad["taskDefinitionArn"])
-        wait_until(lambda: status()["scraper"].get("running") == 1 and bool(scraper.tasks) and all(
-            t.task_definition == current for t in scraper.tasks), 90, "the good revision to run again", poll_s=1)
+        assert "task exits" in head["evidence"] and short(bad) in head["evidence"]
+        assert head["next"].startswith("huntazectl diff") and f"rollout undo service {SERVICE}" in head["next"]
+        assert data["scraper"]["desired"] == 1 and data["scraper"]["running"] >= 1  # the old task runs on
+        assert deployment_of(clean, bad)["rollout_state"] == "IN_PROGRESS"  # type: ignore[index]
+
+        assert short(good) in rollout_undo(clean)
+        wait_until(lambda: back_on(clean, good), 60, "the rollback to the good revision to complete", poll_s=1)
+        data = status(*run_dir)
+        assert causes_left(data) == [], data["diagnosis"]
+        assert "deployment_rolled_back" not in [f["rule"] for f in data["diagnosis"]]  # undone by hand, no note
+        assert deployment_of(clean, bad)["rollout_state"] == "FAILED"  # type: ignore[index]  # superseded
+
+
+@pytest.mark.soak
+def test_status_bad_revision_rolled_back_by_the_circuit_breaker_clears_to_a_note(
+        controller_stopped: Pipeline) -> None:
+    """The bad revision deployed with the spec's deploymentConfiguration (circuit breaker with rollback): after
+    three failed new tasks the breaker rolls the service back to the good revision by itself. Status names no
+    cause of it any more (only the stopped controller's alarm) and notes the rolled-back deployment with its
+    revision, the exit reason and `rollout status`."""
+    clean, ecs = controller_stopped, client("ecs")
+    run_dir = ("--run-dir", str(clean.stack.run_dir))
+    with bad_revision(clean) as (good, bad, config):
+        assert config["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}  # ecs-specs/ (production)
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad, deploymentConfiguration=config)
+        wait_until(lambda: (deployment_of(clean, bad) or {}).get("rollout_state") == "ROLLED_BACK"
+                   and back_on(clean, good), 120, "the circuit breaker to roll the bad revision back", poll_s=1)
+        assert ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"] == good
+        data = status(*run_dir)
+        assert causes_left(data) == [], data["diagnosis"]
+        (note,) = [f for f in data["diagnosis"] if f["rule"] == "deployment_rolled_back"]
+        assert note["kind"] == "note"
+        assert short(bad) in note["cause"] and f"rolled back to {short(good)}" in note["cause"]
+        assert "HUNTAZE_CONCURRENCY" in note["cause"] and "'many'" in note["cause"], note
+        assert "circuit breaker" in note["evidence"] and "ROLLED_BACK" in note["evidence"]
+        assert note["next"].startswith(f"huntazectl rollout status service {SERVICE}")
+
+
+@pytest.mark.soak
+def test_status_bad_revision_stopped_by_the_breaker_without_rollback_names_the_failed_deployment(
+        controller_stopped: Pipeline) -> None:
+    """The circuit breaker on but rollback off: after three failed new tasks the deployment is FAILED, no new
+    task starts, the old task runs on and the service still points at the bad revision. Status names the failed
+    deployment (not a crash loop: nothing restarts), and clears once on-call has run `rollout undo`."""
+    clean, ecs = controller_stopped, client("ecs")
+    run_dir = ("--run-dir", str(clean.stack.run_dir))
+    with bad_revision(clean) as (good, bad, config):
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad,
+                           deploymentConfiguration=breaker(config, enable=True, rollback=False))
+        wait_until(lambda: (deployment_of(clean, bad) or {}).get("rollout_state") == "FAILED", 120,
+                   "the circuit breaker to stop the deployment", poll_s=1)
+        data = status(*run_dir)
+        head = headline(data)
+        assert head["rule"] == "deployment_failed", data["diagnosis"]
+        assert short(bad) in head["cause"] and "'many'" in head["cause"], head
+        assert "circuit breaker" in head["evidence"] and "rollback is off" in head["evidence"]
+        assert head["next"].startswith(f"huntazectl rollout status service {SERVICE}")
+
+        rollout_undo(clean)
+        wait_until(lambda: back_on(clean, good), 60, "the good revision's deployment to complete", poll_s=1)
+        assert causes_left(status(*run_dir)) == []
 
 
 @pytest.mark.soak
