@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from controller import rollback_mark
+from controller.oncall.collect import Snapshot, collect_controller
+from controller.oncall.diagnosis import diagnose
 from localplane.deployments import COMPLETED, ROLLED_BACK
 from tests.helpers.service_release import drive, release_stack, runner, service, write_stack
 from tests.operator.conftest import INTERVAL_S, ControllerProcess, apply_stack
@@ -60,6 +62,11 @@ def test_controller_holds_a_release_the_breaker_rolled_back_until_the_spec_chang
         assert [c.field for c in held[-1].changes] == ["taskDefinition"]
         assert not [r for r in records if r.type == "guard"]  # no flip, no non-converging mark
         assert all((r.counts or {}).get("held") == 1 for r in controller.cycles()[-CYCLES_HELD:])
+        # `huntazectl status` reads the same journal: the controller section lists it, the diagnosis names it.
+        section = collect_controller("local", str(controller.journal))
+        assert section["resources_by_state"].get("held: rolled back") == 1 and not section["drifted"]
+        snapshot = Snapshot(at=section["held"][0]["at"], env="local", controller=section)
+        assert diagnose(snapshot)[0].rule == "release_held"
 
         write_stack(specs, script, "good-3")  # the fix: a new revision, released as usual
         drive(plane, lambda: plane.deployment and plane.deployment.task_definition.endswith("hold-task:3")
