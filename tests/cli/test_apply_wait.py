@@ -71,8 +71,8 @@ def test_apply_wait_follows_a_service_release_rolled_back_then_a_good_one(
     assert apply(capsys, specs)[0] == 0
     plane = runner(tmp_path)
     try:
-        drive(plane, lambda: plane.deployment and plane.deployment.rollout_state == COMPLETED, 30, "v1 running")
-        wait = ("--wait", "--wait-timeout", "90s", "--run-dir", str(tmp_path / "run"))
+        drive(plane, lambda: plane.deployment and plane.deployment.rollout_state == COMPLETED, 120, "v1 running")
+        wait = ("--wait", "--wait-timeout", "240s", "--run-dir", str(tmp_path / "run"))
         write_stack(specs, script, "bad")
         with in_background(plane.sync):
             code, out = apply(capsys, specs, *wait)
@@ -130,7 +130,7 @@ def test_apply_wait_follows_a_gate_canary_to_completion_or_rollback(
         client("cloudwatch").set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="errors")
     shifter = TrafficShifter(scale=lambda: 60.0)
     with in_background(shifter.tick):
-        code, out = apply(capsys, specs, "--wait", "--wait-timeout", "60s")
+        code, out = apply(capsys, specs, "--wait", "--wait-timeout", "180s")
     # The weights it shows are those read right after the write: the shifter may have moved them already.
     assert "rollout Function/fn: version 1 -> version 2 (Canary10Percent5Minutes, now v" in out, out
     assert "; alarms fn-errors)" in out
