@@ -115,10 +115,10 @@ def figures(sent: list[invariants.SentJob], outcomes: invariants.Outcomes, platf
 
 def run(jobs_per_phase: int, rate: float) -> None:
     counter = CallCount()
-    add_event_hook("before-call.*.*", counter)
     with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp, running_pipeline(
         Path(tmp), before_plane=lambda: client("ecs").update_service(
             cluster="huntaze", service="huntaze-controller", desiredCount=0)) as pipe:
+        add_event_hook("before-call.*.*", counter)  # after the stack set the session up (it clears the clients)
         scraper = next(s for s in pipe.plane.services.values() if s.service == SCRAPER_SERVICE)
         deadline = time.monotonic() + 180
         while not any(t.healthy and t.proc.poll() is None for t in scraper.tasks):
