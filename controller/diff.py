@@ -14,6 +14,9 @@ Verdicts:
                                 policy UNOBSERVABLE_WHEN_ABSENT gets it only when the live side lacks it, and
                                 is compared normally when the API does return it)
     requires_replacement        an immutable field differs: refused unless --allow-replace KIND/NAME
+    held                        a deployment engine (or `rollout undo`) rolled it back from the release the
+                                spec still asks for: shown with the reason and the next step, never drift,
+                                never written until the spec asks for another release (`kinds.base.Hold`)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Verdict(StrEnum):
     IGNORED = "ignored"
     UNOBSERVABLE = "unobservable"
     REQUIRES_REPLACEMENT = "requires_replacement"
+    HELD = "held"
 
 
 DRIFT_VERDICTS = frozenset({Verdict.CHANGED, Verdict.REQUIRES_REPLACEMENT})
@@ -106,6 +110,10 @@ class Delta:
     @property
     def has_drift(self) -> bool:
         return any(f.is_drift for f in self.fields)
+
+    @property
+    def held(self) -> list[FieldDiff]:
+        return [f for f in self.fields if f.verdict is Verdict.HELD]
 
     @property
     def needs_replacement(self) -> bool:
@@ -213,6 +221,8 @@ def _compare(path: str, desired: Any, live: Any, rules: Mapping[str, FieldRule])
     if policy is FieldPolicy.UNOBSERVABLE or (live is ABSENT and _has_unobservable_child(path, rules)):
         why = reason or "the live API does not return this field here"
         return [FieldDiff(path, desired, live, Verdict.UNOBSERVABLE, why)]
+    if policy is FieldPolicy.HELD and desired != (None if live is ABSENT else live):
+        return [FieldDiff(path, desired, live, Verdict.HELD, reason or "held: rolled back")]
     if policy is FieldPolicy.UNOBSERVABLE_WHEN_ABSENT:  # returned this time: compared like any mutable field
         policy, reason = FieldPolicy.MUTABLE, ""
     if desired == (None if live is ABSENT else live):

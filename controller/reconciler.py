@@ -33,7 +33,7 @@ from controller.claims import rules_by_key
 from controller.diff import Delta, compute_delta
 from controller.errors import ErrorClass, HuntazeCtlError, Interrupted, LeaseLost, ReplacementRefused, Verdict, classify
 from controller.kinds import registry
-from controller.kinds.base import Context, FieldRule, KindHandler, LiveResource
+from controller.kinds.base import Context, FieldPolicy, FieldRule, KindHandler, LiveResource
 from controller.kinds.prefetch import prefetch_tags, prefetch_tier
 from controller.model import ANNOTATION_ADOPT, Manifest, Metadata, ResourceKey, Source
 from controller.ownership import is_retained
@@ -300,21 +300,34 @@ class Reconciler:
                 f"{manifest.key} exists in AWS but is not owned by stack {self.ctx.stack}: add the annotation "
                 f'{ANNOTATION_ADOPT}: "true" to take it over, or give it another name'
             )
-        delta = compute_delta(manifest.key, desired, live.fields, self.rules_for(manifest))
+        delta = compute_delta(manifest.key, desired, live.fields, self.rules_with_hold(manifest, desired, live))
+        held = held_message(delta, live)
         if delta.needs_replacement:
             return self._replace(handler, manifest, desired, live=live, delta=delta, options=options)
         if not delta.changed_fields:
             self._resolve(manifest.key, live.outputs)
             return ResourceResult(manifest.key, Action.UNCHANGED, delta, dry_run=options.dry_run, desired=desired,
-                                  live_before=live.fields)
+                                  live_before=live.fields, message=held)
         if options.dry_run:
             self._resolve(manifest.key, live.outputs)
             return ResourceResult(manifest.key, Action.UPDATED, delta, dry_run=True, desired=desired,
-                                  live_before=live.fields)
+                                  live_before=live.fields, message=held)
         updated = handler.update(manifest, live, desired, delta.changed_fields, self.ctx)
         result = self._settled(handler, manifest, updated, action=Action.UPDATED, delta=delta, options=options)
         result.live_before = live.fields
+        result.message = "; ".join(m for m in (held, result.message) if m)
         return result
+
+    def rules_with_hold(
+        self, manifest: Manifest, desired: dict[str, Any], live: LiveResource | None
+    ) -> Mapping[str, FieldRule]:
+        """The manifest's field rules, plus HELD for the fields a rollback set back while the spec still asks
+        for the rolled-back release (`controller.kinds.base.Hold`)."""
+        rules = self.rules_for(manifest)
+        hold = live.hold if live is not None else None
+        if hold is None or not hold.applies_to(desired):
+            return rules
+        return {**rules, **{name: FieldRule(FieldPolicy.HELD, hold.describe()) for name in hold.fields}}
 
     def _create(
         self, handler: KindHandler, manifest: Manifest, desired: dict[str, Any], options: ApplyOptions
@@ -366,11 +379,13 @@ class Reconciler:
     ) -> ResourceResult:
         """Re-read until the resource shows no drift (AWS is eventually consistent), bounded in time."""
         desired = handler.desired(manifest, self.ctx)
-        rules = self.rules_for(manifest)
 
         def converged() -> LiveResource | None:
             live = handler.read(manifest, self.ctx)
-            if live is None or compute_delta(manifest.key, desired, live.fields, rules).has_drift:
+            if live is None:
+                return None
+            rules = self.rules_with_hold(manifest, desired, live)
+            if compute_delta(manifest.key, desired, live.fields, rules).has_drift:
                 return None
             return live
 
@@ -451,6 +466,13 @@ class Reconciler:
         if not dry_run:
             self.handler_for(live.key.kind).delete(live, self.ctx)
         return ResourceResult(live.key, action, dry_run=dry_run)
+
+
+def held_message(delta: Delta, live: LiveResource) -> str:
+    """The hold's sentence when some field of ``delta`` is held (empty otherwise): apply and the journal print it."""
+    if not delta.held or live.hold is None:
+        return ""
+    return live.hold.describe()
 
 
 def _stub(live: LiveResource) -> Manifest:

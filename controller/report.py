@@ -119,12 +119,16 @@ def plan_outcome(
              ((Action.CREATED, "create"), (Action.UPDATED, "update"), (Action.REPLACED, "replace")) if counts[a]]
     if orphan_count:
         parts.append(f"{orphan_count} owned resource{'s' if orphan_count != 1 else ''} in no spec ({PRUNE_HINT})")
+    held = sum(1 for r in results if r.delta is not None and r.delta.held and not r.failed)
+    held_note = f" ({held} held: rolled back by a deployment engine or `rollout undo`, not drift)" if held else ""
     errors = failed + len(listing_errors or {})
     if errors:
         what = f"{errors} error{'s' if errors != 1 else ''}: the plan is incomplete"
-        return (f"{what}; " + ", ".join(parts) if parts else what), EXIT_ERROR
+        return (f"{what}; " + ", ".join(parts) if parts else what) + held_note, EXIT_ERROR
     if parts:
-        return "drift: " + ", ".join(parts), EXIT_DRIFT
+        return "drift: " + ", ".join(parts) + held_note, EXIT_DRIFT
+    if held:
+        return f"no drift{held_note}", EXIT_IN_SYNC
     return "no drift: the live state matches the specs", EXIT_IN_SYNC
 
 
@@ -152,7 +156,7 @@ def render_diff(
         sign = {Action.CREATED: "+", Action.REPLACED: "-/+"}.get(result.action, "~")
         note = {Action.CREATED: " (does not exist)", Action.REPLACED: " (must be replaced)"}.get(result.action, "")
         if result.action is Action.UNCHANGED:
-            sign, note = " ", " (in sync)"
+            sign, note = " ", " (held: rolled back, not drift)" if result.delta and result.delta.held else " (in sync)"
         console.print(Text(f"{sign} {result.key}{note}", style="bold"))
         for field in fields:
             console.print(Text("\n".join(field_lines(field)), style=_field_style(field)))
@@ -176,11 +180,11 @@ def shown_fields(result: ResourceResult, *, verbose: bool) -> list[FieldDiff]:
         return [f for f in result.delta.fields if f.desired is not ABSENT and f.desired is not None]
     if verbose:
         return [f for f in result.delta.fields if f.verdict is not Verdict.EQUAL]
-    return result.delta.drift
+    return [f for f in result.delta.fields if f.is_drift or f.verdict is Verdict.HELD]
 
 
 def _field_style(field: FieldDiff) -> str:
-    return {"changed": "yellow", "requires_replacement": "magenta"}.get(str(field.verdict), "dim")
+    return {"changed": "yellow", "requires_replacement": "magenta", "held": "cyan"}.get(str(field.verdict), "dim")
 
 
 # --- drift report -----------------------------------------------------------------------------------------
@@ -207,7 +211,7 @@ def drift_data(
             entry["fields"] = [f.as_dict() for f in shown_fields(result, verbose=verbose)]
         resources.append(entry)
     extra = [{"resource": str(o.key), "physicalId": mask_text(o.physical_id)} for o in orphans]
-    drifted = [r for r in resources if r["status"] not in ("in-sync", "error")]
+    drifted = [r for r in resources if r["status"] not in ("in-sync", "error", "held: rolled back")]
     errors = {k: mask_text(v) for k, v in (listing_errors or {}).items()}
     text, code = plan_outcome(results, orphans, errors)
     return {
@@ -229,6 +233,8 @@ def _status(result: ResourceResult) -> str:
         return "drifted"
     if result.delta is not None and result.delta.has_drift:
         return "drifted"
+    if result.delta is not None and result.delta.held:
+        return "held: rolled back"
     return "in-sync"
 
 

@@ -299,8 +299,15 @@ class ServiceRunner:
             self.tasks.remove(task)
         previous = self._last_completed(current.task_definition)
         if rollback and previous:
-            client("ecs").update_service(cluster=self.cluster, service=self.service, taskDefinition=previous)
+            ecs = client("ecs")
+            updated = ecs.update_service(cluster=self.cluster, service=self.service, taskDefinition=previous)
             self._finish(current, ROLLED_BACK, f"{why}; rolled back to {previous}")
+            # ECS keeps the rollback in its service deployments (ListServiceDeployments), which moto lacks: the
+            # mark on the service is what tells the controller not to release this revision again.
+            from controller import rollback_mark
+
+            rollback_mark.mark_service(ecs, updated["service"]["serviceArn"], rollback_mark.RollbackMark(
+                current.task_definition, rollback_mark.ENGINE, current.rollout_state_reason))
         else:
             self._finish(current, FAILED, why + ("; rollback is off" if not rollback else
                                                  "; no earlier task definition to roll back to"))

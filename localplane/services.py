@@ -183,6 +183,18 @@ class MotoServer(_Process):
         self._spawn(argv, self.workdir / "moto.log", env)
         assert self.proc is not None
         _wait_until(self._answers, timeout_s, f"moto server on port {self.port}", self.proc)
+        self._push_images()
+
+    def _push_images(self) -> None:
+        """The registry's content: the images the local specs name (`localplane.local_images`)."""
+        import boto3
+
+        from localplane import local_images
+        from localplane.stack import LOCAL_REGION
+
+        ecr = boto3.client("ecr", endpoint_url=self.url, region_name=LOCAL_REGION, aws_access_key_id="testing",
+                           aws_secret_access_key="testing")
+        local_images.push_all(ecr)
 
     def _answers(self) -> bool:
         try:
@@ -196,6 +208,7 @@ class MotoServer(_Process):
         req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(req, timeout=10):
             pass
+        self._push_images()
 
     def close(self) -> None:
         self.stop()

@@ -165,6 +165,6 @@ def _undo(lam: Any, name: str, alias: dict[str, Any] | None) -> int:
     lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=target,
                      RoutingConfig={"AdditionalVersionWeights": {}}, Description=done.encode())
     print(f"{name}: alias {traffic_shift.ALIAS} -> version {target} ({how}; version {undone} serves nothing now)")
-    print("note: the controller releases $LATEST again at its next apply; revert the Function spec (its code or "
-          "configuration) to keep this")
+    print(f"note: the controller holds {name} on version {target} (held: rolled back) while the Function spec "
+          f"still asks for version {undone}'s code and configuration; fix the spec and apply to release again")
     return 0

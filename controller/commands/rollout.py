@@ -255,10 +255,14 @@ def _undo(ecs: Any, service: dict[str, Any], cluster: str, records: list[dict[st
         raise HuntazeCtlError(f"{service['serviceName']} runs {_short(current)} and there is no earlier ACTIVE "
                               "revision of its family to go back to; register one (apply an older TaskDefinition "
                               "spec) instead")
+    from controller import rollback_mark
+
     ecs.update_service(cluster=cluster, service=service["serviceName"], taskDefinition=previous)
+    rollback_mark.mark_service(ecs, service["serviceArn"], rollback_mark.RollbackMark(
+        current, rollback_mark.ON_CALL, f"rollout undo: {_short(current)} -> {_short(previous)}"))
     print(f"{service['serviceName']}: task definition {_short(current)} -> {_short(previous)} ({how}); ECS (the "
           "local plane, locally) now rolls it out: follow it with "
           f"`huntazectl rollout status service {service['serviceName']}`")
-    print("note: the controller sets the service back to its TaskDefinition spec's latest revision at its next "
-          "apply; revert that spec (or deregister the bad revision) to keep this")
+    print(f"note: the controller holds the service on {_short(previous)} (held: rolled back) until the "
+          "TaskDefinition spec changes; fix it and apply to release a new revision")
     return 0

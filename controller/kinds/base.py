@@ -36,6 +36,9 @@ class FieldPolicy(StrEnum):
     # Compared (as MUTABLE) when the live API returns it, reported as unobservable when it does not: for APIs
     # that answer a field only in some states (moto's DescribeServices after CreateService vs UpdateService).
     UNOBSERVABLE_WHEN_ABSENT = "unobservable_when_absent"
+    # A deployment engine (ECS's circuit breaker or alarm rollback, a traffic shift rolled back) or on-call
+    # (`huntazectl rollout undo`) set it back from the spec's release: held, never drift, until the spec changes.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,29 @@ class FieldClaim:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """The live resource was rolled back from the release the spec still asks for: do not release it again.
+
+    A kind's `read` returns one when its deployment engine (or on-call, with `huntazectl rollout undo`) took
+    ``fields`` back from a release. It holds while every field in ``while_desired`` has that value in the
+    desired state (the rolled-back release: a task definition ARN, a code hash and configuration); a spec
+    that asks for anything else releases it as usual. The reconciler gives ``fields`` the policy HELD.
+    """
+
+    fields: tuple[str, ...]  # the live fields the rollback set back (compared, never written while held)
+    while_desired: Mapping[str, Any]  # desired values that identify the rolled-back release
+    rolled_back: str  # the release that was rolled back ("huntaze-onlyfans-scraper:7", "version 4")
+    reason: str  # who rolled it back and why (the engine's reason, or "rollout undo")
+    next_step: str  # what a person does next (fix the spec and apply, or `huntazectl rollout ...`)
+
+    def applies_to(self, desired: Mapping[str, Any]) -> bool:
+        return all(desired.get(name) == value for name, value in self.while_desired.items())
+
+    def describe(self) -> str:
+        return f"held: rolled back from {self.rolled_back} ({self.reason}); {self.next_step}"
+
+
+@dataclass(frozen=True)
 class LiveResource:
     """A resource as it is in AWS, normalized."""
 
@@ -70,6 +96,7 @@ class LiveResource:
     outputs: dict[str, str] = field(default_factory=dict)  # "arn", "url", "name"...: what references resolve to
     tags: dict[str, str] = field(default_factory=dict)
     owned: bool = False  # carries this stack's ownership tag
+    hold: Hold | None = None  # rolled back from a release the spec may still ask for (see `Hold`)
 
 
 class Prefetched:

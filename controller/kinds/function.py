@@ -30,7 +30,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from controller import packaging, traffic_shift
 from controller.errors import PermanentError, TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Hold, Kind, LiveResource, check_name, spec_of
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import user_tags
@@ -319,10 +319,9 @@ class FunctionKind(Kind[FunctionSpec]):
         lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=old,
                          RoutingConfig={"AdditionalVersionWeights": {new: first_weight}}, Description=record.encode())
 
-    def _release_state(self, lam: Any, config: dict[str, Any]) -> str:
+    def _release_state(self, lam: Any, config: dict[str, Any], alias: dict[str, Any] | None) -> str:
         """``current`` when the version the alias serves (the new one during a shift) is $LATEST's code and
         configuration; else what it serves."""
-        alias = self.read_or_none(lam.get_alias, FunctionName=config["FunctionName"], Name=traffic_shift.ALIAS)
         if alias is None:
             return f"no {traffic_shift.ALIAS!r} alias"
         extra = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
@@ -337,6 +336,7 @@ class FunctionKind(Kind[FunctionSpec]):
         tags = user_tags(found.get("Tags") or {})
         concurrency = (found.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
         name = config["FunctionName"]
+        alias = self.read_or_none(lam.get_alias, FunctionName=name, Name=traffic_shift.ALIAS)
         return LiveResource(
             key=key or owned_key(tags) or ResourceKey(kind="Function", name=name),
             physical_id=config["FunctionArn"],
@@ -345,13 +345,29 @@ class FunctionKind(Kind[FunctionSpec]):
                 **_config_fields(config),
                 "reservedConcurrency": concurrency,
                 "tags": tags,
-                "release": self._release_state(lam, config),
+                "release": self._release_state(lam, config, alias),
             },
             outputs={"arn": config["FunctionArn"], "name": name,
                      "aliasArn": f"{config['FunctionArn']}:{traffic_shift.ALIAS}"},
             tags=tags,
             owned=is_owned(tags, ctx.stack),
+            hold=self._hold(lam, name, alias),
         )
+
+    def _hold(self, lam: Any, name: str, alias: dict[str, Any] | None) -> Hold | None:
+        """The alias' record says the release of version N was rolled back (a shift's alarm, or `rollout undo`):
+        hold ``release`` while the spec's code and configuration are still version N's."""
+        record = traffic_shift.decode((alias or {}).get("Description"))
+        if record is None or record.state != traffic_shift.ROLLED_BACK or alias is None:
+            return None
+        rolled_back = self.read_or_none(lam.get_function_configuration, FunctionName=name, Qualifier=record.new)
+        if rolled_back is None or str(alias["FunctionVersion"]) == record.new:
+            return None
+        fields = {k: v for k, v in _config_fields(rolled_back).items() if k != "description"}
+        return Hold(fields=("release",), while_desired=fields, rolled_back=f"version {record.new}",
+                    reason=f"{record.reason or 'rolled back'}; live serves version {alias['FunctionVersion']}",
+                    next_step=f"next: fix the Function spec (code or configuration) and apply, or see "
+                              f"`huntazectl rollout status function {name}`")
 
     def _reread(self, manifest: Manifest, ctx: Context) -> LiveResource:
         live = self.read(manifest, ctx)

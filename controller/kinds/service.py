@@ -31,8 +31,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from controller import rollback_mark
 from controller.errors import PermanentError, TemporaryError
-from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, check_name, spec_of
+from controller.kinds.base import Context, FieldPolicy, FieldRule, Hold, Kind, LiveResource, check_name, spec_of
 from controller.kinds.prefetch import batches, put_found
 from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
@@ -350,6 +351,9 @@ class ServiceKind(Kind[ServiceSpec]):
         args: dict[str, Any] = {name: desired[name] for name in changed if name in _UPDATABLE}
         if "capacityProviderStrategy" in args:
             args["forceNewDeployment"] = True
+        if "taskDefinition" in args and live.hold is not None:
+            # Another revision is released: the rollback mark of the one rolled back has served its purpose.
+            rollback_mark.clear_service(ecs, live.physical_id)
         if args:
             # Always sent along: moto drops it at CreateService and shows it only once an update sets it (on AWS
             # an unchanged one is a no-op), so the local plane sees the circuit breaker of the deployment.
@@ -405,7 +409,7 @@ class ServiceKind(Kind[ServiceSpec]):
         return None if service is None else self._live(service, cluster, key, ctx)
 
     def _live(self, service: dict[str, Any], cluster: str, key: ResourceKey | None, ctx: Context) -> LiveResource:
-        tags = user_tags(tags_from_list(service.get("tags")))
+        tags, mark = rollback_mark.split(user_tags(tags_from_list(service.get("tags"))))
         name = service["serviceName"]
         return LiveResource(
             key=key or owned_key(tags) or ResourceKey(kind="Service", name=name),
@@ -419,6 +423,7 @@ class ServiceKind(Kind[ServiceSpec]):
             },
             tags=tags,
             owned=is_owned(tags, ctx.stack),
+            hold=_hold(service, mark or rollback_mark.from_deployments(service)),
         )
 
     def _reread(self, manifest: Manifest, ctx: Context, desired: dict[str, Any]) -> LiveResource:
@@ -426,6 +431,23 @@ class ServiceKind(Kind[ServiceSpec]):
         if live is None:
             raise TemporaryError(str(manifest.key), "service not visible yet after the write", delay=2)
         return live
+
+
+def _hold(service: dict[str, Any], mark: rollback_mark.RollbackMark | None) -> Hold | None:
+    """Held while the service runs another revision than the one rolled back (the reconciler checks that the
+    spec still asks for that one)."""
+    if mark is None or mark.rolled_back == service.get("taskDefinition"):
+        return None
+    name = service["serviceName"]
+    who = "rolled back by `huntazectl rollout undo`" if mark.by == rollback_mark.ON_CALL else mark.reason
+    return Hold(
+        fields=("taskDefinition",),
+        while_desired={"taskDefinition": mark.rolled_back},
+        rolled_back=mark.rolled_back.rsplit("/", 1)[-1],
+        reason=f"{who}{', at ' + mark.at if mark.at else ''}; running {service['taskDefinition'].rsplit('/', 1)[-1]}",
+        next_step=(f"next: fix the TaskDefinition spec and apply (its new revision is released), or see "
+                   f"`huntazectl rollout status service {name}`"),
+    )
 
 
 _UPDATABLE = (

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from controller import image_digest
 from controller.errors import TemporaryError
 from controller.kinds.base import Context, FieldPolicy, FieldRule, Kind, LiveResource, spec_of
 from controller.kinds.registry import register
@@ -233,9 +234,12 @@ def normalize_task_definition(api: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _container_api(container: ContainerDefinition, ctx: Context) -> dict[str, Any]:
-    """The spec's container with references resolved, in RegisterTaskDefinition shape."""
+def _container_api(container: ContainerDefinition, ctx: Context, manifest: Manifest, index: int) -> dict[str, Any]:
+    """The spec's container with references resolved and its image pinned by digest, in RegisterTaskDefinition
+    shape."""
     out = container.model_dump(by_alias=True, exclude_none=True)
+    out["image"] = ctx.prefetched.memo("image-digest", container.image, lambda: image_digest.resolve(
+        container.image, lambda _region: ctx.client("ecr"), manifest, f"spec.containerDefinitions[{index}].image"))
     out["environment"] = [{"name": e.name, "value": _env_value(e, ctx)} for e in container.environment]
     out["secrets"] = [{"name": s.name, "valueFrom": resolve_value(s.value_from, ctx)} for s in container.secrets]
     log = container.log_configuration
@@ -265,7 +269,7 @@ def register_args(manifest: Manifest, ctx: Context) -> dict[str, Any]:
         "taskRoleArn": _role(spec.task_role_ref, spec.task_role_arn, ctx),
         "executionRoleArn": _role(spec.execution_role_ref, spec.execution_role_arn, ctx),
         "runtimePlatform": spec.runtime_platform.model_dump(by_alias=True) if spec.runtime_platform else None,
-        "containerDefinitions": [_container_api(c, ctx) for c in spec.container_definitions],
+        "containerDefinitions": [_container_api(c, ctx, manifest, i) for i, c in enumerate(spec.container_definitions)],
         "volumes": spec.volumes,
         "ephemeralStorage": spec.ephemeral_storage,
     }

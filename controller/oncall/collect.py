@@ -283,11 +283,15 @@ def collect_controller(env: str, journal: str | None) -> dict[str, Any]:
         if r.get("type") == "resource" and r.get("resource"):
             latest[r["resource"]] = r
     states: Counter[str] = Counter()
-    drifted, failing = [], []
+    drifted, failing, held = [], [], []
     for name, r in latest.items():
         verdicts = set(r.get("verdicts") or [])
         if "non-converging" in verdicts:
             states["non-converging"] += 1
+        elif "held" in verdicts and not r.get("error"):  # rolled back by an engine or on-call: not drift
+            states["held: rolled back"] += 1
+            held.append({"resource": name, "message": r.get("message"), "at": r.get("time"),
+                         "fields": [c.get("field") for c in r.get("changes") or []]})
         elif r.get("error"):
             states["failing"] += 1
             failing.append({"resource": name, "error": r.get("error")})
@@ -304,7 +308,7 @@ def collect_controller(env: str, journal: str | None) -> dict[str, Any]:
         "last_cycle": {"at": last.get("time"), "id": last_cycle_id, "duration_s": last.get("duration_s"),
                        "counts": last.get("counts", {})} if last else None,
         "resources_by_state": dict(states), "in_sync": (last or {}).get("counts", {}).get("resources"),
-        "drifted": drifted[-5:], "failing": failing[-5:],
+        "drifted": drifted[-5:], "failing": failing[-5:], "held": held[-5:],
         "non_converging": [r.get("guard") or {"resource": r.get("resource")} for r in guards][-5:],
         "lease_holder": lease.get("lease_holder") if lease else None,
     }

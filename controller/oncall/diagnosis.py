@@ -186,6 +186,22 @@ def _fields(d: dict[str, Any]) -> str:
     return ", ".join(f for f in d.get("fields", []) if f) or "a field"
 
 
+def release_held(s: Snapshot) -> Finding | None:
+    """A release rolled back (ECS's breaker or alarms, a gate shift's alarm, or `rollout undo`): the controller
+    holds the old one and will not release the spec's again until the spec changes."""
+    held = s.controller.get("held") or []
+    if not held:
+        return None
+    h = held[-1]
+    kind, _, name = str(h["resource"]).partition("/")
+    target = "service" if kind == "Service" else "function"
+    return Finding("release_held", f"{h['resource']} was rolled back; the controller holds it on the old release "
+                   "(not drift) until its spec changes",
+                   f"controller journal ({s.controller.get('source')}) at {h.get('at')}: {h.get('message')}",
+                   f"huntazectl rollout status {target} {name}  # then fix the spec and apply {MANIFESTS} "
+                   f"--env {s.env}")
+
+
 def spec_drifted(s: Snapshot) -> Finding | None:
     """A hand edit still live: the controller observed it and did not write it back (observe mode, paused)."""
     live = [d for d in s.controller.get("drifted") or [] if not d.get("corrected")]
@@ -277,6 +293,7 @@ RULES: tuple[Rule, ...] = (
     deployment_failed,
     breaker_open,
     field_flipping,
+    release_held,  # before drift: a held release is the answer to "why does the service run the old revision"
     spec_drifted,
     dlq_invalid_jobs,
     dlq_platform_failures,

@@ -50,6 +50,8 @@ def render(data: dict[str, Any]) -> Group:
         last = c.get("last_cycle") or {}
         parts.append(Text(f"Controller: last cycle {last.get('at', '-')}; resources {c.get('resources_by_state')}; "
                           f"lease holder {c.get('lease_holder') or '-'}"))
+        for h in c.get("held") or []:
+            parts.append(Text(f"  {h['resource']} {h.get('message') or 'held: rolled back'}", style="yellow"))
     else:
         parts.append(Text("Controller: no journal (huntazectl controller run writes one)"))
     for name, error in data.get("errors", {}).items():

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.calls import CallGate
-from controller.diff import compute_delta
+from controller.diff import Verdict, compute_delta
 from controller.errors import ErrorClass, HuntazeCtlError, Interrupted, LeaseLost
 from controller.journal import FieldChange, Journal, JournalRecord, now
 from controller.kinds.base import Context
@@ -103,6 +103,7 @@ class Operator:
         self.queue = RequeueQueue()
         self.guard = Guard(settings.guard_threshold)
         self.marks: dict[str, dict[str, Any]] = {}
+        self.held: set[ResourceKey] = set()  # rolled back from the spec's release: not written (kinds.base.Hold)
         self.stopping = threading.Event()
         self.reload = threading.Event()
         self.wake = threading.Event()
@@ -290,7 +291,7 @@ class Operator:
         )
         self.last.update(results)
         counts = dict.fromkeys(
-            ("resources", "drifted", "written", "errors", "requeued", "terminal", "paused", "observed"), 0)
+            ("resources", "drifted", "written", "errors", "requeued", "terminal", "paused", "observed", "held"), 0)
         for key, result in results.items():
             verdicts = self._after(by_key[key], result)
             counts["resources"] += 1
@@ -301,6 +302,7 @@ class Operator:
             counts["terminal"] += "terminal" in verdicts
             counts["paused"] += "paused" in verdicts
             counts["observed"] += "observed" in verdicts
+            counts["held"] += "held" in verdicts
         counts["non_converging"] = len(self.marks)
         counts["pending"] = len(self.queue.retries) + len(self.queue.parked)  # still requeued or parked
         counts["api_calls"] = self.gate.totals.reads - reads0 + self.gate.totals.writes - writes0
@@ -379,6 +381,13 @@ class Operator:
             if key in self.queue.parked and self.queue.unpark_if_changed(key, spec_fp, fingerprint(result.live_before)):
                 self.queue.schedule(key, 0.0)
                 verdicts.append("unparked")
+        held = bool(result.delta is not None and result.error is None and result.delta.held)
+        if held:
+            verdicts.append("held")  # a rollback's, not drift: never corrected, never counted by the guard
+            self.held.add(key)
+        elif key in self.held and result.error is None:
+            verdicts.append("released")  # the spec asks for another release now (or the rollback was undone)
+            self.held.discard(key)
         if drifted:
             verdicts.append("drift")
             if wrote:
@@ -400,10 +409,12 @@ class Operator:
                     action="non-converging", guard=mark, lease_holder=self.lease.holder, fencing=self.lease.fencing,
                     verdicts=["non-converging"],
                 ))
-        if drifted or wrote or result.error is not None or "unparked" in verdicts or result.action is Action.SKIPPED:
+        noted = {"unparked", "held", "released"} & set(verdicts)
+        if drifted or wrote or result.error is not None or noted or result.action is Action.SKIPPED:
+            action = "held" if held and not drifted and not wrote else self._action(result, drifted, mode)
             self.journal.write(JournalRecord(
                 type="resource", cycle_id=self.cycle_id, time=now(), stack=self.settings.stack, mode=effective,
-                resource=str(key), action=self._action(result, drifted, mode), changes=self._changes(manifest, result),
+                resource=str(key), action=action, changes=self._changes(manifest, result),
                 verdicts=verdicts, duration_s=round(result.seconds, 3), api_calls=result.api_calls,
                 write_calls=result.write_calls, error=result.message if result.error is not None else None,
                 error_class=error_class, retry_in_s=retry_in, lease_holder=self.lease.holder,
@@ -438,7 +449,7 @@ class Operator:
         return [
             FieldChange(field=f.path, desired=_plain(f.desired), live_before=_plain(f.live),
                         live_after=_plain(after.get(f.path)))
-            for f in result.delta.fields if f.is_drift
+            for f in result.delta.fields if f.is_drift or f.verdict is Verdict.HELD
         ]
 
     # --- metrics -----------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ SPEC: dict[str, Any] = {
     "containerDefinitions": [
         {
             "name": "playwright-scraper",
-            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/huntaze/onlyfans-scraper:abc123",
+            # The local scraper build every reset emulator holds (localplane.local_images): resolved by digest.
+            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/huntaze/onlyfans-scraper:local",
             "environment": [
                 {"name": "HUNTAZE_SITE_URL", "value": "https://creators.example"},
                 {
@@ -99,7 +100,8 @@ def test_task_definition_image_change_registers_exactly_one_revision(kit: Any) -
     _resolve_refs(kit)
     kit.reconcile(kit.manifest("TaskDefinition", "td", SPEC))
     spec = copy.deepcopy(SPEC)
-    spec["containerDefinitions"][0]["image"] = SPEC["containerDefinitions"][0]["image"].replace("abc123", "def456")
+    spec["containerDefinitions"][0]["image"] = SPEC["containerDefinitions"][0]["image"].replace(
+        ":local", "@sha256:" + "d" * 64)
     changed = kit.manifest("TaskDefinition", "td", spec)
     assert [d.top for d in kit.delta(changed).drift] == ["containerDefinitions"]
     writes = kit.writes("ecs")

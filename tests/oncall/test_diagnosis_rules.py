@@ -181,11 +181,23 @@ def test_diagnosis_superseded_deployment_is_not_a_failure() -> None:
     assert [f.rule for f in diagnose(healthy(scraper=scraper_after(undone, on="td:1")))] == ["healthy"]
 
 
+def test_diagnosis_release_held_names_the_rollout_to_read_and_is_not_spec_drift() -> None:
+    held = {"present": True, "source": "journal.jsonl", "drifted": [], "held": [{
+        "resource": "Service/huntaze-onlyfans-scraper", "at": "2026-12-01T02:59:00+00:00", "fields": ["taskDefinition"],
+        "message": "held: rolled back from huntaze-onlyfans-scraper:7 (circuit breaker ...); next: fix the spec"}]}
+    [found] = diagnose(healthy(controller=held))
+    assert found.rule == "release_held" and found.kind == "cause"
+    assert "rolled back; the controller holds it on the old release (not drift)" in found.cause
+    assert "held: rolled back from huntaze-onlyfans-scraper:7" in found.evidence
+    assert found.next.startswith("huntazectl rollout status service huntaze-onlyfans-scraper")
+
+
 # alarm_without_rule (the fallback for an alarm no cause rule explains) is checked above, on a snapshot;
 # drift_corrected (a note) is staged for real in test_status_notes.py, deployment_rolled_back (a note) in
-# test_status_incidents.py.
+# test_status_incidents.py; release_held from a real controller's journal in
+# tests/operator/test_controller_holds_rollback.py (a real breaker rollback, soak).
 @pytest.mark.parametrize("rule", [r.__name__ for r in RULES if r.__name__ not in (
-    "alarm_without_rule", "drift_corrected", "deployment_rolled_back")])
+    "alarm_without_rule", "drift_corrected", "deployment_rolled_back", "release_held")])
 def test_diagnosis_every_cause_rule_is_staged_for_real(rule: str) -> None:
     staged = (Path(__file__).parent / "test_status_incidents.py").read_text()
     name = {"backlog_limit": "backlog_rate_limit"}.get(rule, rule)
