@@ -162,6 +162,7 @@ class BrowserManager:
         pool = settings.context_pool_size
         self.pool_size = settings.concurrency if pool is None else pool
         self.reused = 0
+        self.opened = 0
         self._memory_backoff_jobs = 0  # after a memory recycle that did not help: attempts to wait before the next
         self._memory_check_at = 0
         self._memory_relaunched = False
@@ -267,6 +268,7 @@ class BrowserManager:
             page = await context.new_page()
         except Exception as exc:
             raise BrowserCrashed(f"cannot open a browser context: {exc}") from None
+        self.opened += 1
         return Lease(creator_id, context, page, browser)
 
     async def release_creator(self, creator_id: str) -> None:

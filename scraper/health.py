@@ -2,7 +2,8 @@
 
 Started by `scraper.worker` on ``HUNTAZE_HEALTH_HOST:HUNTAZE_HEALTH_PORT``. Answers 200 ``{"status": "ok"}``
 (with ``warnings`` when something needs attention without making the task unhealthy: memory that stays high
-after a browser recycle) or 503 with the reasons: the site adapter cannot work (e.g. the browser cannot launch),
+after a browser recycle; ``stats``: the worker's counters, jobs finished and browser contexts opened and
+reused) or 503 with the reasons: the site adapter cannot work (e.g. the browser cannot launch),
 the receive loop has not ticked for ``HUNTAZE_STUCK_AFTER_S``, or a job has run ``HUNTAZE_STUCK_AFTER_S``
 past its deadline.
 It is a bare asyncio server on the worker's own loop: if that loop is blocked, the check times out, which ECS
@@ -19,8 +20,10 @@ from collections.abc import Callable
 
 class HealthServer:
     def __init__(self, host: str, port: int, problems: Callable[[], list[str]],
-                 warnings: Callable[[], list[str]] = list) -> None:
+                 warnings: Callable[[], list[str]] = list,
+                 stats: Callable[[], dict[str, int]] | None = None) -> None:
         self._host = host
+        self._stats = stats
         self._port = port
         self._problems = problems
         self._warnings = warnings
@@ -48,6 +51,8 @@ class HealthServer:
                 warnings = self._warnings()
                 if warnings:
                     payload["warnings"] = warnings
+                if self._stats is not None:
+                    payload["stats"] = self._stats()
             body = json.dumps(payload).encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"

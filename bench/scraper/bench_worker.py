@@ -26,11 +26,13 @@ import contextlib
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -194,7 +196,8 @@ class TreeSampler(threading.Thread):
                 key = (pid, fields[19])
                 self._ticks[key] = int(fields[11]) + int(fields[12])
                 kind = _kind(pid).split("-")[0]  # worker (python), playwright (node), chromium
-                if kind in ("worker", "playwright", "chromium") or key not in self._kinds:
+                kind = "python" if kind == "worker" else kind
+                if kind in ("python", "playwright", "chromium") or key not in self._kinds:
                     self._kinds[key] = kind  # the last name seen: a wrapper (sh) execs Chromium
             return sum(self._ticks.values()) / CLK_TCK
 
@@ -223,37 +226,62 @@ class TreeSampler(threading.Thread):
 class Figures:
     tool: str
     concurrency: int
+    round: int
     units_per_s: float
     cpu_s_per_unit: float
     pss_peak_mib: float
     cold_start_s: float
-    load: float
+    load: float  # 1-minute load average when the run started
+    load_end: float  # ... and when it ended
+    cpu_python: float = 0.0  # CPU-s per unit of the tool's own Python process
+    cpu_browser: float = 0.0  # ... of its browser: the Playwright driver (node) and the Chromium tree
+    requests_per_unit: dict[str, float] = field(default_factory=dict)  # the stand-in's count per route / units
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def health_stats(port: int) -> dict[str, Any]:
+    """The worker's counters from its /health (jobs, browser contexts opened and reused)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            return dict(json.load(response).get("stats", {}))
+    except (OSError, ValueError) as exc:
+        return {"error": str(exc)}
+
+
 class Bench:
-    def __init__(self, moto: MotoServer, redis: RedisServer, site: StandinServer, units: int, creators: int) -> None:
+    def __init__(self, moto: MotoServer, redis: RedisServer, site: StandinServer, units: int, creators: int,
+                 profile: str | None = None) -> None:
         self.plane = Plane(moto)
+        self.profile = profile
         self.redis = redis
         self.site = site
         self.units = units
         self.creators = creators
 
-    def _command(self, tool: str, concurrency: int) -> tuple[list[str], dict[str, str]]:
+    def _command(self, tool: str, concurrency: int, health_port: int) -> tuple[list[str], dict[str, str]]:
         if tool == "worker":
             self.plane.send_units(self.units, self.creators)
             env = worker_env(self.plane, self.redis, self.site, HUNTAZE_CONCURRENCY=str(concurrency),
-                             HUNTAZE_LOG_LEVEL="WARNING")
+                             HUNTAZE_LOG_LEVEL="WARNING", HUNTAZE_HEALTH_PORT=str(health_port))
+            if self.profile:
+                return [sys.executable, "-m", "bench.scraper.profile_worker", self.profile], env
             return [sys.executable, "-m", "scraper"], env
         script = {"bare": "bare_unit.py", "crawlee": "crawlee_unit.py"}[tool]
         return ([sys.executable, str(HERE / script), "--base", self.site.url, "--units", str(self.units),
                  "--concurrency", str(concurrency), "--creators", str(self.creators)],
                 {**os.environ, "CRAWLEE_STORAGE_DIR": str(Path("/tmp") / f"crawlee-{uuid.uuid4().hex[:8]}")})
 
-    def run(self, tool: str, concurrency: int) -> Figures:
+    def run(self, tool: str, concurrency: int, rnd: int) -> Figures:
         self.site.reset()
         self.redis_flush()
-        command, env = self._command(tool, concurrency)
+        health_port = free_port()
+        command, env = self._command(tool, concurrency, health_port)
         load = os.getloadavg()[0]
         spawned = time.time()
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -270,6 +298,7 @@ class Bench:
                 time.sleep(0.05)
             cpu_s = sampler.sample_cpu()
             by_kind = {k: round(v / self.units, 3) for k, v in sampler.cpu_by_kind().items()}
+            stats = health_stats(health_port) if tool == "worker" else {}
         finally:
             sampler.stop()
             if tool == "worker":
@@ -283,8 +312,14 @@ class Bench:
         texts = [m.text for m in sends]
         assert sorted(texts) == sorted(unit_text(u) for u in range(self.units)), f"{tool}: wrong sends"
         times = sorted(m.received_at.timestamp() for m in sends)
-        return Figures(tool, concurrency, (len(times) - 1) / max(times[-1] - times[0], 1e-6), cpu_s / self.units,
-                       sampler.pss_peak / 2**20, times[0] - spawned, load, {"cpu_s_per_unit_by_process": by_kind})
+        by_route = self.site.state.stats()["by_route"]
+        assert isinstance(by_route, dict)
+        requests = {route: round(sum(counts.values()) / self.units, 2) for route, counts in by_route.items()}
+        cpu_python = by_kind.get("python", 0.0)
+        return Figures(tool, concurrency, rnd, (len(times) - 1) / max(times[-1] - times[0], 1e-6),
+                       cpu_s / self.units, sampler.pss_peak / 2**20, times[0] - spawned, load, os.getloadavg()[0],
+                       cpu_python, cpu_s / self.units - cpu_python, requests,
+                       {"cpu_s_per_unit_by_process": by_kind, "worker_stats": stats})
 
     def redis_flush(self) -> None:
         import redis as redis_client
@@ -294,54 +329,143 @@ class Bench:
         client.close()
 
 
+TOOLS = ("worker", "bare", "crawlee")
+UNIT_OF_WORK = (
+    "unit of work, the same for every tool: for one creator, GET /u/<creator> (bounced once per creator to /login "
+    "and logged in through the form), read the 5 profile fields in one evaluate, GET /inbox/fan-1?client_ref=..., "
+    "fill the JS form, click send, wait until the status is 'sent' or 'error', check it is 'sent' and read the "
+    "send's message id. The worker runs it as two FIFO jobs of the creator (scrape_profile, send_message) and also "
+    "does its product work (SQS receive/delete, idempotency in Redis, result in S3, breaker); bare and crawlee run "
+    "it in one context per unit. The stand-in's request count per unit is printed per tool to show the pages are "
+    "the same.")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _paired(runs: list[Figures], c: int, metric: str, other: str, ratio: bool = True) -> list[float]:
+    """Per round: worker's `metric` over (or minus) `other` tool's, in the same round (same load)."""
+    out = []
+    for rnd in sorted({r.round for r in runs}):
+        mine = [r for r in runs if r.round == rnd and r.concurrency == c]
+        worker = next((r for r in mine if r.tool == "worker"), None)
+        peer = next((r for r in mine if r.tool == other), None)
+        if worker and peer:
+            a, b = getattr(worker, metric), getattr(peer, metric)
+            out.append(a / b if ratio else a - b)
+    return out
+
+
 def report(runs: list[Figures]) -> None:
-    print("\nmedian over rounds (units/s higher is better; CPU-s/unit, PSS and cold start lower):")
-    print(f"{'tool':<8} {'c':>2} {'runs':>4} {'units/s':>8} {'CPU-s/unit':>11} {'PSS peak MiB':>13} "
-          f"{'cold start s':>13} {'load':>6}")
+    print("\n" + UNIT_OF_WORK)
+    concurrencies = sorted({r.concurrency for r in runs})
+    print("\nper round, worker against the others in the same round (the rounds are interleaved, so each pair saw "
+          "about the same load):")
+    print(f"{'round':>5} {'c':>2} {'CPU w/bare':>10} {'py w-bare':>10} {'browser w/bare':>14} "
+          f"{'units/s w/crawlee':>17} {'cold w-bare s':>13} {'load':>10}")
+    for rnd in sorted({r.round for r in runs}):
+        for c in concurrencies:
+            mine = {r.tool: r for r in runs if r.round == rnd and r.concurrency == c}
+            w, b, k = (mine.get(t) for t in TOOLS)
+            if not w:
+                continue
+            loads = [r.load for r in mine.values()] + [r.load_end for r in mine.values()]
+            cpu = f"{w.cpu_s_per_unit / b.cpu_s_per_unit:.2f}x" if b else "-"
+            py = f"{w.cpu_python - b.cpu_python:+.3f}" if b else "-"
+            browser = f"{w.cpu_browser / b.cpu_browser:.2f}x" if b else "-"
+            speed = f"{w.units_per_s / k.units_per_s:.2f}x" if k else "-"
+            cold = f"{w.cold_start_s - b.cold_start_s:+.2f}" if b else "-"
+            print(f"{rnd:>5} {c:>2} {cpu:>10} {py:>10} {browser:>14} {speed:>17} {cold:>13} "
+                  f"{min(loads):>4.1f}-{max(loads):<4.1f}")
+
+    print("\nmedian over rounds (units/s higher is better; CPU-s/unit, PSS and cold start lower); CPU split into "
+          "the tool's Python process and its browser (Playwright driver + Chromium tree):")
+    print(f"{'tool':<8} {'c':>2} {'runs':>4} {'units/s':>8} {'CPU-s/unit':>11} {'python':>7} {'browser':>8} "
+          f"{'PSS peak MiB':>13} {'cold start s':>13} {'load':>6}")
     table: dict[tuple[str, int], dict[str, float]] = {}
-    for tool in ("worker", "bare", "crawlee"):
-        for c in sorted({r.concurrency for r in runs}):
+    for tool in TOOLS:
+        for c in concurrencies:
             mine = [r for r in runs if r.tool == tool and r.concurrency == c]
             if not mine:
                 continue
-            row = {k: statistics.median(getattr(r, k) for r in mine)
-                   for k in ("units_per_s", "cpu_s_per_unit", "pss_peak_mib", "cold_start_s", "load")}
+            row = {k: _median([getattr(r, k) for r in mine])
+                   for k in ("units_per_s", "cpu_s_per_unit", "cpu_python", "cpu_browser", "pss_peak_mib",
+                             "cold_start_s", "load")}
+            row["pss_max"] = max(r.pss_peak_mib for r in mine)
             table[(tool, c)] = row
-            print(f"{tool:<8} {c:>2} {len(mine):>4} {row['units_per_s']:>8.2f} {row['cpu_s_per_unit']:>11.2f} "
-                  f"{row['pss_peak_mib']:>13.0f} {row['cold_start_s']:>13.2f} {row['load']:>6.1f}")
-    print("\ntargets: CPU per unit <= 1.1x bare; units/s >= crawlee; PSS peak < 800 MiB; cold start <= bare + 1 s")
-    for c in sorted({r.concurrency for r in runs}):
-        worker, bare, crawlee = (table.get((t, c)) for t in ("worker", "bare", "crawlee"))
-        if worker and bare:
-            print(f"  c={c}: CPU worker/bare {worker['cpu_s_per_unit'] / bare['cpu_s_per_unit']:.2f}x; cold start "
-                  f"worker - bare {worker['cold_start_s'] - bare['cold_start_s']:+.2f} s; worker PSS peak "
-                  f"{worker['pss_peak_mib']:.0f} MiB")
-        if worker and crawlee:
-            print(f"  c={c}: units/s worker/crawlee {worker['units_per_s'] / crawlee['units_per_s']:.2f}x")
+            print(f"{tool:<8} {c:>2} {len(mine):>4} {row['units_per_s']:>8.2f} {row['cpu_s_per_unit']:>11.3f} "
+                  f"{row['cpu_python']:>7.3f} {row['cpu_browser']:>8.3f} {row['pss_peak_mib']:>13.0f} "
+                  f"{row['cold_start_s']:>13.2f} {row['load']:>6.1f}")
+
+    print("\nthe same unit of work? the stand-in's requests per unit, by route (median over rounds):")
+    for c in concurrencies:
+        per_tool: dict[str, dict[str, float]] = {}
+        for tool in TOOLS:
+            mine = [r for r in runs if r.tool == tool and r.concurrency == c]
+            if mine:
+                routes = sorted({route for r in mine for route in r.requests_per_unit})
+                per_tool[tool] = {route: _median([r.requests_per_unit.get(route, 0.0) for r in mine])
+                                  for route in routes}
+        for tool, routes in per_tool.items():
+            print(f"  c={c} {tool:<8} " + ", ".join(f"{route} {n:g}" for route, n in routes.items()))
+        if len({json.dumps(routes, sort_keys=True) for routes in per_tool.values()}) > 1:
+            print(f"  c={c}: NOT the same pages for every tool: compare the rows above")
+        worker_runs = [r for r in runs if r.tool == "worker" and r.concurrency == c]
+        for r in worker_runs:
+            stats = r.extra.get("worker_stats", {})
+            print(f"  c={c} worker round {r.round}: jobs {stats.get('jobs_finished')}, browser contexts opened "
+                  f"{stats.get('contexts_opened')}, reused {stats.get('contexts_reused')} (a unit's send reuses "
+                  "its scrape's context)")
+
+    print("\ntargets: CPU per unit <= 1.1x bare; units/s >= crawlee; PSS peak < 800 MiB; cold start <= bare + 1 s "
+          "(median of the per-round ratios; in brackets the ratio of the medians)")
+    for c in concurrencies:
+        worker, bare, crawlee = (table.get((t, c)) for t in TOOLS)
+        if not worker:
+            continue
+        if bare:
+            cpu = _median(_paired(runs, c, "cpu_s_per_unit", "bare"))
+            py = _median(_paired(runs, c, "cpu_python", "bare", ratio=False))
+            browser = _median(_paired(runs, c, "cpu_browser", "bare"))
+            cold = _median(_paired(runs, c, "cold_start_s", "bare", ratio=False))
+            print(f"  c={c}: CPU worker/bare {cpu:.2f}x [{worker['cpu_s_per_unit'] / bare['cpu_s_per_unit']:.2f}x] "
+                  f"{'met' if cpu <= 1.1 else 'NOT met'} (python {py:+.3f} CPU-s/unit, browser {browser:.2f}x); "
+                  f"cold start worker - bare {cold:+.2f} s {'met' if cold <= 1.0 else 'NOT met'}")
+        if crawlee:
+            speed = _median(_paired(runs, c, "units_per_s", "crawlee"))
+            print(f"  c={c}: units/s worker/crawlee {speed:.2f}x "
+                  f"[{worker['units_per_s'] / crawlee['units_per_s']:.2f}x] {'met' if speed >= 1.0 else 'NOT met'}")
+        print(f"  c={c}: worker PSS peak {worker['pss_max']:.0f} MiB (highest run) "
+              f"{'met' if worker['pss_max'] < 800 else 'NOT met'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=30, help="units per run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--creators", type=int, default=6)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 3])
-    parser.add_argument("--tools", nargs="+", default=["worker", "bare", "crawlee"])
+    parser.add_argument("--tools", nargs="+", default=list(TOOLS))
     parser.add_argument("--out", help="append each run's figures as a JSON line to this file")
+    parser.add_argument("--profile", metavar="DIR", help="run the worker under yappi (bench/scraper/profile_worker.py) "
+                        "and write its profile to DIR; its cost figures are then not comparable")
     args = parser.parse_args()
     runs: list[Figures] = []
+    print(UNIT_OF_WORK, flush=True)
     with MotoServer() as moto, RedisServer() as redis, StandinServer() as site:
-        bench = Bench(moto, redis, site, args.units, args.creators)
-        for rnd in range(args.rounds):
-            tools = args.tools[rnd % len(args.tools):] + args.tools[: rnd % len(args.tools)]
+        bench = Bench(moto, redis, site, args.units, args.creators, args.profile)
+        for rnd in range(1, args.rounds + 1):
             for c in args.concurrency:
-                for tool in tools:
-                    figures = bench.run(tool, c)
+                shift = (rnd - 1) % len(args.tools)  # each tool goes first, middle and last in turn
+                for tool in args.tools[shift:] + args.tools[:shift]:
+                    figures = bench.run(tool, c, rnd)
                     runs.append(figures)
-                    print(f"round {rnd + 1} {tool:<8} c={c}: {figures.units_per_s:.2f} units/s, "
-                          f"{figures.cpu_s_per_unit:.2f} CPU-s/unit, PSS peak {figures.pss_peak_mib:.0f} MiB, "
-                          f"cold start {figures.cold_start_s:.2f} s (load {figures.load:.1f}); CPU-s/unit by "
-                          f"process: {figures.extra['cpu_s_per_unit_by_process']}", flush=True)
+                    print(f"round {rnd} {tool:<8} c={c}: {figures.units_per_s:.2f} units/s, "
+                          f"{figures.cpu_s_per_unit:.3f} CPU-s/unit (python {figures.cpu_python:.3f}, browser "
+                          f"{figures.cpu_browser:.3f}), PSS peak {figures.pss_peak_mib:.0f} MiB, cold start "
+                          f"{figures.cold_start_s:.2f} s, load {figures.load:.1f}-{figures.load_end:.1f}; by process "
+                          f"{figures.extra['cpu_s_per_unit_by_process']}", flush=True)
                     if args.out:
                         with open(args.out, "a") as out:
                             out.write(json.dumps(figures.__dict__) + "\n")

@@ -57,9 +57,11 @@ async def send(page: Any, base: str, text: str, ref: str) -> str:
     await page.click("button#send-button")
     await page.wait_for_function(
         "() => ['sent', 'error'].includes(document.querySelector('[data-testid=send-status]').textContent)")
-    status = await page.locator("[data-testid=send-status]").text_content()
-    assert status == "sent", status
-    return str(status)
+    status = page.locator("[data-testid=send-status]")
+    assert await status.text_content() == "sent", await status.text_content()
+    message_id = await status.get_attribute("data-message-id")  # the send's id, as the worker stores it
+    assert message_id, "the send status has no message id"
+    return message_id
 
 
 async def run_unit(page: Any, base: str, unit: int, creators: int) -> bool:

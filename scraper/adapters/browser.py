@@ -257,6 +257,11 @@ class BrowserAdapter:
     def warning(self) -> str | None:
         return self.manager.warning()
 
+    def stats(self) -> dict[str, int]:
+        """Browser counters for /health: launches, contexts opened, and leases that reused a pooled context."""
+        return {"browser_launches": self.manager.launches, "contexts_opened": self.manager.opened,
+                "contexts_reused": self.manager.reused}
+
     async def aclose(self) -> None:
         await self.manager.aclose()
 
