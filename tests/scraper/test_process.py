@@ -29,7 +29,9 @@ def test_process_sigterm_mid_job_releases_and_exits_zero(
     worker = worker_processes({**scraper_env, "HUNTAZE_ADAPTER": "browser", "HUNTAZE_ACTION_TIMEOUT_S": "30",
                                "HUNTAZE_JOB_DEADLINE_S": "60", "HUNTAZE_SHUTDOWN_BUDGET_S": "6"})
     ready = worker.wait_logged("worker ready")
-    assert _health(ready["health_port"]) == (200, {"status": "ok", "problems": []})
+    code, body = _health(ready["health_port"])
+    assert (code, body["status"], body["problems"]) == (200, "ok", [])
+    assert body["stats"]["browser_launches"] == 1 and body["stats"]["jobs_finished"] == 0
     plane.send(job("get_messages", "slow"))
     wait_for(lambda: standin.active_hangs >= 1, 60, "the job to be stuck on a page that never loads")
     assert chromium_of(worker_tag)
