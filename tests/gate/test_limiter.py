@@ -108,7 +108,10 @@ def test_limiter_redelivered_identity_takes_one_slot(client: redis.Redis) -> Non
 
 
 def test_limiter_several_limits_checked_atomically(client: redis.Redis) -> None:
-    limiter = Limiter(client, parse_limits("global=5/10s,creator=2/10s"))
+    # Long windows and a 10 s guard: A's reservations land a guard beyond one window from its admissions, so
+    # they stay outside B's window however slowly a loaded machine runs these decisions (with 10 s windows the
+    # 200 ms guard was passed once in CI and the global count took them in).
+    limiter = Limiter(client, parse_limits("global=5/600s,creator=2/600s"), slot_guard_ms=10_000)
     decisions = forward_each(limiter, [req(f"a{i}", "A") for i in range(4)] + [req(f"b{i}", "B") for i in range(4)])
     statuses = [d.status for d in decisions]
     assert statuses[:4] == [Status.ADMITTED] * 2 + [Status.DEFERRED_RESERVED] * 2
