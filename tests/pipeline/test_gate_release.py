@@ -36,6 +36,7 @@ from tests.helpers.gate_release import (
     stop_stack_controller,
 )
 from tests.helpers.invariants import max_in_any_window
+from tests.helpers.long_soak import long_soak
 from tests.helpers.pipeline import TIME_SCALE, LoadProfile, Pipeline, running_pipeline
 
 CANARY = "Canary10Percent5Minutes"
@@ -66,6 +67,7 @@ def _outcome_problems(pipe: Pipeline) -> tuple[list[str], int]:
 
 
 @pytest.mark.soak
+@long_soak("5-10 (9 at load 50)")
 @pytest.mark.timeout(1500)
 def test_good_gate_release_shifts_10_then_100_percent_within_the_limit_losing_nothing(tmp_path: Path) -> None:
     profile = LoadProfile()  # global=10/60s, time-scaled
@@ -104,6 +106,7 @@ def test_good_gate_release_shifts_10_then_100_percent_within_the_limit_losing_no
 
 
 @pytest.mark.soak
+@long_soak("5-12 (8-12 at load 50)")
 @pytest.mark.timeout(1500)
 def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_version_ends_its_jobs(
     tmp_path: Path,

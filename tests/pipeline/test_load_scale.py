@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.invariants import max_in_any_window
+from tests.helpers.long_soak import long_soak
 from tests.helpers.pipeline import LoadProfile, Pipeline, running_pipeline, scaled
 
-TOO_LONG_FOR_CI = pytest.mark.skipif(not os.environ.get("HUNTAZE_LONG_SOAK"), reason=(
-    "15-25 min each, beyond CI's 90 min with the rest of the soak suite; run by hand: "
-    "HUNTAZE_LONG_SOAK=1 pytest -q -m soak tests/pipeline/test_load_scale.py (issue 13)"))
+TOO_LONG_FOR_CI = long_soak("9-25 (each)")
 
 
 WORKFLOWS = "huntaze-hybrid-workflows.fifo"
