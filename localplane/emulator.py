@@ -21,6 +21,10 @@ Fourth, GetFunction's ``Code.Location``: moto answers an S3 URL that leads nowhe
 not be downloaded. Here, when ``HUNTAZE_LAMBDA_CODE_DIR`` is set (`localplane.services.MotoServer` sets it to its
 work dir), the zip of the function or version asked for is written there once per CodeSha256 and Location is
 its ``file://`` URL: the local plane downloads a version's code as it would follow AWS's presigned URL.
+
+Fifth, CodeDeploy (`localplane.codedeploy_api`): the Update/Delete calls of applications and deployment groups,
+StopDeployment and the deployment group's ``alarmConfiguration`` moto lacks, and one local-only action through
+which the local plane, acting as CodeDeploy's engine, moves a deployment's status (moto leaves it ``Created``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class _MappingsRunByTheLocalPlane(dict[str, Any]):
 def patch_moto() -> None:
     from moto.sqs import models
 
+    from localplane.codedeploy_api import patch_codedeploy
     from localplane.sqs_fifo import patch_fifo_receives
 
     original_init = models.Queue.__init__
@@ -74,6 +79,7 @@ def patch_moto() -> None:
     patch_fifo_receives()
     _patch_mappings_on_aliases()
     _patch_code_locations()
+    patch_codedeploy()
 
 
 def _patch_code_locations() -> None:
