@@ -94,13 +94,22 @@ def _function_rollout(lam: Any, name: str) -> Rollout | None:
         alias = lam.get_alias(FunctionName=name, Name=traffic_shift.ALIAS)
     except lam.exceptions.ResourceNotFoundException:
         return None
-    record = traffic_shift.decode(alias.get("Description"))
+    record = _resolved(alias)
     if record is None or record.old is None:
         return None  # the first version: nothing shifts
     weights = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(traffic_shift.weights(alias).items()))
     alarms = f"; alarms {', '.join(record.alarms)}" if record.alarms else ""
+    by = f"; CodeDeploy deployment {record.deployment}" if record.deployment else ""
     return Rollout(f"Function/{name}", name, f"version {record.old}", f"version {record.new}",
-                   f"{record.strategy}, now {weights}{alarms}")
+                   f"{record.strategy}, now {weights}{alarms}{by}")
+
+
+def _resolved(alias: dict[str, Any]) -> traffic_shift.ShiftRecord | None:
+    """The alias' shift record, its state read from CodeDeploy when a deployment shifts it."""
+    from common.aws import client
+
+    record = traffic_shift.decode(alias.get("Description"))
+    return traffic_shift.resolve(record, client("codedeploy")) if record and record.deployment else record
 
 
 def set_old(rollouts: list[Rollout], results: Iterable[Any]) -> None:
@@ -157,7 +166,7 @@ def _aws_service_state(rollout: Rollout, service: dict[str, Any]) -> tuple[str, 
 def poll_function(rollout: Rollout, lam: Any) -> tuple[str, str]:
     """(state, detail) of a gate release, from the shift record and weights on the ``live`` alias."""
     alias = lam.get_alias(FunctionName=rollout.name, Name=traffic_shift.ALIAS)
-    record = traffic_shift.decode(alias.get("Description"))
+    record = _resolved(alias)
     weights = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(traffic_shift.weights(alias).items()))
     if record is None or f"version {record.new}" != rollout.new:
         return FAILED, f"superseded or changed by hand: the alias now serves {weights}"

@@ -1,16 +1,21 @@
 """Traffic shifting of a Lambda alias between two versions: CodeDeploy's predefined strategies and the shift record.
 
 Used by the Function kind (`controller.kinds.function`: the first step of a shift at apply), by `huntazectl rollout
-... function` (`controller.commands.rollout`) and by whatever follows a shift to its end (CodeDeploy on AWS; the
-local plane, once it does). A strategy is one of CodeDeploy's predefined Lambda deployment configurations, named
-without the ``CodeDeployDefault.Lambda`` prefix (``AllAtOnce``, ``Canary10Percent5Minutes``,
-``Linear10PercentEvery1Minute``...). `Strategy.steps` is its schedule: (minutes after the start, weight of the new
-version), the last step at weight 1.0.
+... function` (`controller.commands.rollout`) and by whatever follows a shift to its end (below). A strategy is
+one of CodeDeploy's predefined Lambda deployment configurations, named without the ``CodeDeployDefault.Lambda``
+prefix (``AllAtOnce``, ``Canary10Percent5Minutes``, ``Linear10PercentEvery1Minute``...). `Strategy.steps` is its
+schedule: (minutes after the start, weight of the new version), the last step at weight 1.0.
 
 The shift in progress is recorded on the alias itself, in its ``Description`` (JSON, at most 256 characters), so
 the record lives where the weights live: any follower, on any machine, reads the alias and knows the old and new
 versions, the strategy, when the shift started, the alarms that stop it and its state (SHIFTING, COMPLETED,
 ROLLED_BACK). A description that is not such a record (an alias made by hand) reads as no record.
+
+Two followers exist. Without a deployment group, the record is the shift: the local plane's traffic shifter
+(`localplane.traffic_shifter`) moves the weights and writes the record's end state. With one (the Function spec's
+``deployment.deploymentGroupRef``), a CodeDeploy deployment shifts the alias (CodeDeploy on AWS, the local plane's
+`localplane.codedeploy_engine` here), the record names it (``deployment``), and `resolve` reads its state from
+CodeDeploy, since CodeDeploy never writes our record.
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ class Strategy:
         count = -(-100 // self.percent)  # steps until 100 %
         return [(i * self.interval_minutes, min(1.0, (i + 1) * self.percent / 100)) for i in range(count)]
 
+    def weight_after(self, elapsed_minutes: float) -> float:
+        """The new version's weight the schedule gives ``elapsed_minutes`` after the start (0.0 before it)."""
+        weight = 0.0
+        for minutes, step_weight in self.steps():
+            if elapsed_minutes >= minutes:
+                weight = step_weight
+        return weight
+
     @property
     def total_minutes(self) -> int:
         return self.steps()[-1][0]
@@ -85,6 +98,7 @@ class ShiftRecord:
     state: str = SHIFTING
     alarms: list[str] = field(default_factory=list)
     reason: str = ""
+    deployment: str = ""  # the CodeDeploy deployment shifting the alias, when a deployment group does it
 
     def encode(self) -> str:
         body = {"huntaze": 1, **{k: v for k, v in asdict(self).items() if v not in ("", [], None)}}
@@ -100,12 +114,7 @@ class ShiftRecord:
 
     def weight_at(self, when: datetime, scale: float = 1.0) -> float:
         """The new version's weight the schedule gives at ``when`` (minutes divided by ``scale`` locally)."""
-        elapsed_min = (when - started_at(self)).total_seconds() / 60 * scale
-        weight = 0.0
-        for minutes, step_weight in parse(self.strategy).steps():
-            if elapsed_min >= minutes:
-                weight = step_weight
-        return weight
+        return parse(self.strategy).weight_after((when - started_at(self)).total_seconds() / 60 * scale)
 
     def next_step_at(self, scale: float = 1.0) -> datetime | None:
         """When the schedule moves the weight next (None when at its last step or finished)."""
@@ -136,6 +145,25 @@ def decode(description: str | None) -> ShiftRecord | None:
         return ShiftRecord(**body)
     except TypeError:
         return None
+
+
+# CodeDeploy deployment status -> the record's state; a stopped or failed deployment is a rolled back release
+# (with rollback, the alias serves the old version again; without, it stays where CodeDeploy stopped it).
+_DEPLOYMENT_STATES = {"Succeeded": COMPLETED, "Stopped": ROLLED_BACK, "Failed": ROLLED_BACK}
+
+
+def resolve(record: ShiftRecord | None, codedeploy: Any) -> ShiftRecord | None:
+    """``record`` with its state and reason read from CodeDeploy when a deployment shifts the alias: on AWS
+    CodeDeploy moves the alias but never writes our record, so its deployment status is the truth."""
+    if record is None or not record.deployment:
+        return record
+    info = codedeploy.get_deployment(deploymentId=record.deployment)["deploymentInfo"]
+    status = str(info.get("status"))
+    state = _DEPLOYMENT_STATES.get(status, SHIFTING)
+    error = (info.get("errorInformation") or {}).get("message")
+    rollback = (info.get("rollbackInfo") or {}).get("rollbackMessage")
+    reason = "; ".join(p for p in (f"CodeDeploy deployment {record.deployment} {status}", error, rollback) if p)
+    return replace(record, state=state, reason=reason)
 
 
 def alarms_fit(alarms: list[str]) -> bool:

@@ -4,7 +4,8 @@ Started by `huntazectl up` (and by end-to-end tests) once the controller has app
 server. Every tick it discovers enabled event source mappings (and starts a `MappingRunner` for each new one),
 syncs every ECS service's task processes (`ServiceRunner`), and applies target tracking (`Autoscaler`). It
 then publishes the AWS metrics moto lacks (`MetricsPublisher`), evaluates the alarms (`AlarmEvaluator`) and
-moves the Lambda aliases in a traffic shift along their schedule, or back on an alarm (`TrafficShifter`).
+moves the Lambda aliases in a traffic shift along their schedule, or back on an alarm (`TrafficShifter` for
+shifts the Function kind records, `CodeDeployEngine` for CodeDeploy deployments).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from common.aws import client
 from localplane.alarms import AlarmEvaluator, time_scale
 from localplane.autoscaler import Autoscaler
+from localplane.codedeploy_engine import CodeDeployEngine
 from localplane.mapping_runner import MappingRunner
 from localplane.metrics import MetricsPublisher, TaskProcess
 from localplane.service_runner import ServiceRunner
@@ -36,6 +38,7 @@ class LocalPlane:
         self.metrics = MetricsPublisher(scale=self._time_scale)
         self.alarms = AlarmEvaluator(scale=self._time_scale)
         self.shifts = TrafficShifter(scale=self._time_scale)
+        self.deployments = CodeDeployEngine(scale=self._time_scale)
         self._scale: float | None = None
         self._function_env: dict[str, str] = {}
         self._stop = threading.Event()
@@ -74,6 +77,7 @@ class LocalPlane:
         })
         self.alarms.tick()
         self.shifts.tick()
+        self.deployments.tick()
 
     def _time_scale(self) -> float:
         """Alarm periods shrink by the factor the local overlay shrinks the gate's rate window (see alarms.py)."""

@@ -11,7 +11,8 @@ in the alias' Description) says SHIFTING:
   (a 5-minute canary lasts 50 s at scale 6); at the last step the alias serves the new version alone and the
   record reads COMPLETED.
 
-An alias whose weights were changed by hand (the new version not the one routed to) is left alone.
+An alias whose weights were changed by hand (the new version not the one routed to) is left alone, and so is a
+shift whose record names a CodeDeploy deployment: `localplane.codedeploy_engine` runs those.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class TrafficShifter:
                     continue
                 record = traffic_shift.decode(alias.get("Description"))
                 if record is None or record.state != traffic_shift.SHIFTING or record.old is None:
+                    continue
+                if record.deployment:  # a CodeDeploy deployment shifts it (`localplane.codedeploy_engine`)
                     continue
                 self._step(lam, name, alias, record, now or datetime.now(UTC))
 

@@ -3,7 +3,9 @@
 A release is a published version behind the ``live`` alias (`controller.kinds.function`); a shift in progress
 is the alias' RoutingConfig weight of the new version, and its record (old and new version, strategy, start,
 alarms, state) is in the alias' Description (`controller.traffic_shift`). Everything here is read from the
-Lambda API (and CloudWatch for the alarms), so it says the same locally and on AWS.
+Lambda API (and CloudWatch for the alarms), so it says the same locally and on AWS. When the record names a
+CodeDeploy deployment (the Function spec's ``deployment.deploymentGroupRef``), its state and reason are
+CodeDeploy's (GetDeployment: status, errorInformation, rollbackInfo), and ``undo`` stops it first.
 
 ``status``: the versions the alias serves with their weights, the shift (strategy, started, the next step of its
 schedule, its state and reason) and the alarms a shift watches (`controller.watched_alarms`: the function's own
@@ -18,6 +20,7 @@ Exit 0; 1 when the function does not exist; 2 when there is nothing to go back t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +52,11 @@ def run(action: str, name: str, output: str) -> int:
 
 
 def _record(alias: dict[str, Any] | None) -> traffic_shift.ShiftRecord | None:
-    return None if alias is None else traffic_shift.decode(alias.get("Description"))
+    """The alias' shift record; its state read from CodeDeploy when a deployment shifts the alias."""
+    from common.aws import client
+
+    record = None if alias is None else traffic_shift.decode(alias.get("Description"))
+    return traffic_shift.resolve(record, client("codedeploy")) if record and record.deployment else record
 
 
 def _alarm_states(function: str, listed: list[str]) -> dict[str, dict[str, str]]:
@@ -90,6 +97,9 @@ def _status(function: dict[str, Any], alias: dict[str, Any] | None, versions: li
     print(f"  release           {record.old or '-'} -> {record.new} by {record.strategy}: {record.state}"
           + (f" ({record.reason})" if record.reason else ""))
     print(f"  started           {record.started}")
+    if record.deployment:
+        print(f"  deployment        {record.deployment} (CodeDeploy shifts the alias and stops on its deployment "
+              "group's alarms)")
     if record.state == traffic_shift.SHIFTING:
         schedule = ", ".join(f"{w:.0%} at +{m} min" for m, w in traffic_shift.parse(record.strategy).steps())
         print(f"  schedule          {schedule} (AWS time; the local plane time-scales it)")
@@ -159,12 +169,27 @@ def _undo(lam: Any, name: str, alias: dict[str, Any] | None) -> int:
     if target is None:
         raise HuntazeCtlError(f"{name}: the alias serves version {current} and there is no earlier version to go "
                               "back to; apply an older Function spec instead")
+    if record is not None and record.deployment and record.state == traffic_shift.SHIFTING:
+        _stop_deployment(record.deployment)
     base = record or traffic_shift.ShiftRecord(new=undone, old=target, strategy="AllAtOnce",
                                                started=traffic_shift.now_iso())
-    done = base.finished(traffic_shift.ROLLED_BACK, f"rollout undo: version {target} again")
+    # The undo is the outcome now, whatever the deployment it stopped reads: the record no longer names it.
+    done = replace(base.finished(traffic_shift.ROLLED_BACK, f"rollout undo: version {target} again"), deployment="")
     lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=target,
                      RoutingConfig={"AdditionalVersionWeights": {}}, Description=done.encode())
     print(f"{name}: alias {traffic_shift.ALIAS} -> version {target} ({how}; version {undone} serves nothing now)")
     print(f"note: the controller holds {name} on version {target} (held: rolled back) while the Function spec "
           f"still asks for version {undone}'s code and configuration; fix the spec and apply to release again")
     return 0
+
+
+def _stop_deployment(deployment_id: str) -> None:
+    """Stop the CodeDeploy deployment still shifting the alias (the undo moves the alias itself)."""
+    from common.aws import client
+    from controller.retrying import error_code
+
+    try:
+        client("codedeploy").stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=False)
+    except Exception as exc:
+        if error_code(exc) != "DeploymentAlreadyCompletedException":
+            raise

@@ -15,15 +15,21 @@ points there, never at ``$LATEST``). The field ``release`` reads ``current`` whe
 therefore publishes one version (PublishVersion) and moves the alias by the spec's ``deployment.strategy``
 (`controller.traffic_shift`): AllAtOnce at once; a canary or linear strategy sets the alias' RoutingConfig weight
 of the new version to the first step and records the shift on the alias, for a follower to complete (CodeDeploy
-on AWS). A change of tags or reserved concurrency alone publishes nothing, and neither does an unchanged apply.
+on AWS). With ``deployment.deploymentGroupRef`` (kind CodeDeployDeploymentGroup), a release is a CodeDeploy
+deployment of that group instead (AppSpec: the function, the alias, CurrentVersion and TargetVersion; the
+strategy as its deployment configuration): CodeDeploy shifts the alias and watches the group's alarms, the
+record names the deployment and its state is read from CodeDeploy (`controller.traffic_shift.resolve`).
+A change of tags or reserved concurrency alone publishes nothing, and neither does an unchanged apply.
 The alias is part of this kind, not a kind of its own: it has no spec beyond ``deployment`` and lives and dies
 with its function.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -35,11 +41,13 @@ from controller.kinds.registry import register
 from controller.model import Manifest, ResourceKey
 from controller.normalize import user_tags
 from controller.ownership import desired_tags, is_owned, owned_key, tag_changes
-from controller.retrying import wait_for
+from controller.retrying import error_code, wait_for
 from controller.specs.fields import ARN, RefTo, SpecModel, ValueRef, aws_name, in_range, simple_name
 
 UPDATE_TIMEOUT_S = 300.0
 RELEASE_CURRENT = "current"
+_GROUP_KIND = "CodeDeployDeploymentGroup"
+CODEDEPLOY_CONFIG_PREFIX = "CodeDeployDefault.Lambda"
 _CONFIG_FIELDS = ("runtime", "handler", "memorySize", "timeout", "role", "environment", "description")
 
 
@@ -64,13 +72,18 @@ def _strategy(name: str) -> str:
 
 
 class Deployment(SpecModel):
-    """How a new version takes the alias' traffic: one of CodeDeploy's predefined Lambda configurations."""
+    """How a new version takes the alias' traffic: one of CodeDeploy's predefined Lambda configurations, shifted
+    by a CodeDeploy deployment of ``deploymentGroupRef`` when named, else by the alias record's follower."""
 
     strategy: Annotated[str, AfterValidator(_strategy)] = "AllAtOnce"
     alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list)
+    deployment_group_ref: Annotated[str, RefTo("CodeDeployDeploymentGroup")] | None = None
 
     @model_validator(mode="after")
     def _fits_the_record(self) -> Deployment:
+        if self.deployment_group_ref is not None and self.alarms:
+            raise ValueError("alarms: with deploymentGroupRef, CodeDeploy watches the deployment group's "
+                             "alarmConfiguration; list the alarms there")
         if len(set(self.alarms)) != len(self.alarms):
             raise ValueError("alarms: each alarm once")
         if not traffic_shift.alarms_fit(self.alarms):
@@ -149,6 +162,8 @@ class FunctionKind(Kind[FunctionSpec]):
         spec = self.spec(manifest)
         refs = [ResourceKey(kind="Role", name=spec.role_ref)] if spec.role_ref else []
         refs.extend(v.value_from.key() for v in spec.environment.values() if isinstance(v, EnvValue))
+        if spec.deployment.deployment_group_ref:
+            refs.append(ResourceKey(kind=_GROUP_KIND, name=spec.deployment.deployment_group_ref))
         return list(dict.fromkeys(refs))
 
     def desired(self, manifest: Manifest, ctx: Context) -> dict[str, Any]:
@@ -200,7 +215,7 @@ class FunctionKind(Kind[FunctionSpec]):
             **self._config_args(desired),
         )
         self._wait_ready(lam, manifest)
-        self._release(lam, manifest, desired["functionName"])
+        self._release(lam, manifest, desired["functionName"], ctx)
         if desired["reservedConcurrency"] is not None:
             lam.put_function_concurrency(
                 FunctionName=desired["functionName"], ReservedConcurrentExecutions=desired["reservedConcurrency"]
@@ -220,7 +235,7 @@ class FunctionKind(Kind[FunctionSpec]):
             lam.update_function_configuration(FunctionName=name, **self._config_args(desired))
             self._wait_ready(lam, manifest)
         if {"codeSha256", "architecture", "release", *_CONFIG_FIELDS} & set(changed):
-            self._release(lam, manifest, name)
+            self._release(lam, manifest, name, ctx)
         if "reservedConcurrency" in changed:
             if desired["reservedConcurrency"] is None:
                 lam.delete_function_concurrency(FunctionName=name)
@@ -293,7 +308,7 @@ class FunctionKind(Kind[FunctionSpec]):
             reason = config.get("LastUpdateStatusReason") or config.get("StateReason") or "no reason given"
             raise PermanentError(str(manifest.key), f"Lambda reports the update failed: {reason}")
 
-    def _release(self, lam: Any, manifest: Manifest, name: str) -> None:
+    def _release(self, lam: Any, manifest: Manifest, name: str, ctx: Context) -> None:
         """Publish $LATEST as a version and move the ``live`` alias to it by the spec's strategy."""
         spec = self.spec(manifest)
         strategy = traffic_shift.parse(spec.deployment.strategy)
@@ -310,6 +325,10 @@ class FunctionKind(Kind[FunctionSpec]):
             return
         if traffic_shift.weights(alias) == {new: 1.0}:
             return  # the alias serves this version alone already (AWS returned the version it had published)
+        group = spec.deployment.deployment_group_ref
+        if group is not None and old != new:
+            self._release_by_codedeploy(lam, ctx, alias, record, ResourceKey(kind=_GROUP_KIND, name=group))
+            return
         if strategy.kind == "all-at-once" or old == new:
             done = record.finished(traffic_shift.COMPLETED, f"{strategy.name}: all traffic moved at once")
             lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=new,
@@ -319,13 +338,47 @@ class FunctionKind(Kind[FunctionSpec]):
         lam.update_alias(FunctionName=name, Name=traffic_shift.ALIAS, FunctionVersion=old,
                          RoutingConfig={"AdditionalVersionWeights": {new: first_weight}}, Description=record.encode())
 
-    def _release_state(self, lam: Any, config: dict[str, Any], alias: dict[str, Any] | None) -> str:
-        """``current`` when the version the alias serves (the new one during a shift) is $LATEST's code and
-        configuration; else what it serves."""
+    def _release_by_codedeploy(self, lam: Any, ctx: Context, alias: dict[str, Any],
+                               record: traffic_shift.ShiftRecord, group: ResourceKey) -> None:
+        """Create a CodeDeploy deployment of ``group`` shifting the alias from ``record.old`` to ``record.new``
+        by the spec's strategy; the alias record names it. A deployment still shifting is stopped first (this
+        release supersedes it) and the alias returned to its primary version, where CodeDeploy starts from."""
+        codedeploy = ctx.client("codedeploy")
+        name, old = traffic_shift.ALIAS, str(record.old)
+        function = str(alias["AliasArn"]).split(":")[6]  # arn:aws:lambda:REGION:ACCOUNT:function:NAME:ALIAS
+        previous = traffic_shift.resolve(traffic_shift.decode(alias.get("Description")), codedeploy)
+        if previous is not None and previous.deployment and previous.state == traffic_shift.SHIFTING:
+            if previous.new == record.new:
+                return  # this version's deployment is already under way
+            try:
+                codedeploy.stop_deployment(deploymentId=previous.deployment, autoRollbackEnabled=False)
+            except Exception as exc:
+                if error_code(exc) != "DeploymentAlreadyCompletedException":
+                    raise
+        if traffic_shift.weights(alias) != {old: 1.0}:
+            lam.update_alias(FunctionName=function, Name=name, FunctionVersion=old,
+                             RoutingConfig={"AdditionalVersionWeights": {}})
+        appspec = {"version": 0.0, "Resources": [{function: {"Type": "AWS::Lambda::Function", "Properties": {
+            "Name": function, "Alias": name, "CurrentVersion": old, "TargetVersion": record.new}}}]}
+        deployment = codedeploy.create_deployment(
+            applicationName=ctx.output(group, "applicationName"), deploymentGroupName=ctx.output(group, "name"),
+            deploymentConfigName=CODEDEPLOY_CONFIG_PREFIX + record.strategy,
+            description=f"{function}: version {old} -> {record.new}",
+            revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(appspec)}},
+        )["deploymentId"]
+        lam.update_alias(FunctionName=function, Name=name,
+                         Description=replace(record, deployment=str(deployment)).encode())
+
+    def _release_state(self, lam: Any, config: dict[str, Any], alias: dict[str, Any] | None,
+                       record: traffic_shift.ShiftRecord | None) -> str:
+        """``current`` when the version the alias serves (the new one during a shift, or the target of the
+        CodeDeploy deployment under way) is $LATEST's code and configuration; else what it serves."""
         if alias is None:
             return f"no {traffic_shift.ALIAS!r} alias"
         extra = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         serving = str(next(iter(extra), alias["FunctionVersion"]))
+        if record is not None and record.deployment and record.state == traffic_shift.SHIFTING:
+            serving = record.new
         version = lam.get_function_configuration(FunctionName=config["FunctionName"], Qualifier=serving)
         if _config_fields(version) == _config_fields(config):
             return RELEASE_CURRENT
@@ -337,6 +390,9 @@ class FunctionKind(Kind[FunctionSpec]):
         concurrency = (found.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
         name = config["FunctionName"]
         alias = self.read_or_none(lam.get_alias, FunctionName=name, Name=traffic_shift.ALIAS)
+        record = None if alias is None else traffic_shift.decode(alias.get("Description"))
+        if record is not None and record.deployment:
+            record = traffic_shift.resolve(record, ctx.client("codedeploy"))
         return LiveResource(
             key=key or owned_key(tags) or ResourceKey(kind="Function", name=name),
             physical_id=config["FunctionArn"],
@@ -345,19 +401,20 @@ class FunctionKind(Kind[FunctionSpec]):
                 **_config_fields(config),
                 "reservedConcurrency": concurrency,
                 "tags": tags,
-                "release": self._release_state(lam, config, alias),
+                "release": self._release_state(lam, config, alias, record),
             },
             outputs={"arn": config["FunctionArn"], "name": name,
                      "aliasArn": f"{config['FunctionArn']}:{traffic_shift.ALIAS}"},
             tags=tags,
             owned=is_owned(tags, ctx.stack),
-            hold=self._hold(lam, name, alias),
+            hold=self._hold(lam, name, alias, record),
         )
 
-    def _hold(self, lam: Any, name: str, alias: dict[str, Any] | None) -> Hold | None:
-        """The alias' record says the release of version N was rolled back (a shift's alarm, or `rollout undo`):
-        hold ``release`` while the spec's code and configuration are still version N's."""
-        record = traffic_shift.decode((alias or {}).get("Description"))
+    def _hold(self, lam: Any, name: str, alias: dict[str, Any] | None,
+              record: traffic_shift.ShiftRecord | None) -> Hold | None:
+        """The alias' record says the release of version N was rolled back (a shift's alarm, a stopped or failed
+        CodeDeploy deployment, or `rollout undo`): hold ``release`` while the spec's code and configuration are
+        still version N's."""
         if record is None or record.state != traffic_shift.ROLLED_BACK or alias is None:
             return None
         rolled_back = self.read_or_none(lam.get_function_configuration, FunctionName=name, Qualifier=record.new)

@@ -120,3 +120,39 @@ def test_rollout_status_reads_the_first_releases_record(
     apply(ctx, package)  # the first version: a record with no old version
     code, out = rollout(capsys, "status", "function", NAME)
     assert code == 0 and "- -> 1 by AllAtOnce: COMPLETED (first version: nothing to shift from)" in out, out
+
+
+def test_rollout_status_reads_a_codedeploy_release_from_its_deployment(
+    ctx: Context, package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from localplane.codedeploy_engine import CodeDeployEngine
+
+    codedeploy = client("codedeploy")
+    codedeploy.create_application(applicationName="gate-app", computePlatform="Lambda")
+    codedeploy.create_deployment_group(
+        applicationName="gate-app", deploymentGroupName="gate-live", serviceRoleArn=ctx.output(
+            ResourceKey(kind="Role", name="gate")),
+        deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        alarmConfiguration={"enabled": True, "alarms": [{"name": "gate-canary-errors"}]},
+        autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_STOP_ON_ALARM"]})
+    client("cloudwatch").put_metric_alarm(
+        AlarmName="gate-canary-errors", Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold")
+    ctx.resolved[ResourceKey(kind="CodeDeployDeploymentGroup", name="gate-live")] = {
+        "name": "gate-live", "applicationName": "gate-app"}
+    by_codedeploy = {"strategy": "Canary10Percent5Minutes", "deploymentGroupRef": "gate-live"}
+    apply(ctx, package, deployment=by_codedeploy)
+    apply(ctx, package, deployment=by_codedeploy, timeout=45)
+    engine = CodeDeployEngine(scale=lambda: 6.0)
+    engine.tick()
+    code, out = rollout(capsys, "status", "function", NAME)
+    assert code == 0, out
+    assert "version 1 90%, version 2 10%" in out and "1 -> 2 by Canary10Percent5Minutes: SHIFTING" in out, out
+    assert re.search(r"deployment +\S+ \(CodeDeploy shifts the alias", out), out
+    client("cloudwatch").set_alarm_state(AlarmName="gate-canary-errors", StateValue="ALARM", StateReason="errors")
+    engine.tick()
+    code, out = rollout(capsys, "status", "function", NAME)
+    assert code == 0, out
+    assert "version 1 100%" in out, out
+    assert re.search(r"1 -> 2 by Canary10Percent5Minutes: ROLLED_BACK \(CodeDeploy deployment \S+ Stopped; "
+                     r"alarm gate-canary-errors in ALARM; alias live returned to version 1\)", out), out
