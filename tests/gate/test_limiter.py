@@ -162,6 +162,41 @@ def test_limiter_past_horizon_defers_and_keeps_no_slot(client: redis.Redis) -> N
     assert client.get(redis_keys.gate_job("b")) is None
 
 
+def assert_every_key_outlives_its_entries(client: redis.Redis, window_us: int) -> None:
+    """Every key the limiter wrote has a TTL (the epoch excepted), and every limit log ends after the window of
+    its latest entry."""
+    seconds, micros = client.time()
+    now_us = seconds * 1_000_000 + micros
+    for key in client.scan_iter(match=f"{redis_keys.ROOT}:*"):
+        if key.decode() == redis_keys.LIMITER_EPOCH:
+            continue
+        ttl_ms = int(client.pttl(key))
+        assert ttl_ms > 0, f"{key!r} has no TTL"
+        if key.decode().endswith(":slots"):
+            latest = client.zrevrange(key, 0, 0, withscores=True)[0][1]
+            assert now_us + ttl_ms * 1000 >= latest + window_us, f"{key!r} ends before its latest entry's window"
+
+
+def test_limiter_every_log_outlives_its_latest_entry_though_most_calls_skip_its_ttl(client: redis.Redis) -> None:
+    """A decision sets a log's TTL only when the log's mark does not show that a call set it less than a minute
+    ago (decide.lua, TTLs). After admissions, reservations far ahead, batches, and a log lost while its mark
+    stayed (evicted, say), every key still has a TTL and every log ends after its latest entry's window."""
+    window_us = 10_000_000
+    limiter = Limiter(client, parse_limits("global=3/10s,creator=2/10s"), horizon_s=3600)
+    for i in range(4):  # a new log, a known log without a mark, then marked ones; admissions, then reservations
+        limiter.decide(req(f"s{i}", "c1"))
+        assert_every_key_outlives_its_entries(client, window_us)
+    assert client.exists(redis_keys.limit_ttl_mark("global")), "a busy log gets its mark"
+    limiter.decide_batch([req(f"b{i}", f"c{i % 3}") for i in range(30)])
+    assert_every_key_outlives_its_entries(client, window_us)
+    client.delete(redis_keys.limit_slots("global"))  # the log is gone, its mark is not
+    assert limiter.decide(req("after-loss")).allowed
+    assert_every_key_outlives_its_entries(client, window_us)
+    for i in range(5):
+        limiter.decide(req(f"t{i}"))
+        assert_every_key_outlives_its_entries(client, window_us)
+
+
 def test_limiter_token_bucket_matches_its_formula(client: redis.Redis) -> None:
     limiter = Limiter(client, parse_limits("global=4/2s"), Algorithm.TOKEN_BUCKET)
     decisions = limiter.decide_batch([req(f"t{i}") for i in range(7)])
