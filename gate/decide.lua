@@ -45,16 +45,36 @@
 --       by another invocation at about the same time takes its place in line first.
 --  (I5) memory lost (epoch missing): the epoch is set to now and no limit admits before epoch + W.
 
--- Cost (bench/gate/cost.py, "Redis time per decision"): everything below runs inside one EVALSHA and counts.
--- A call reads all it can in one MGET (breaker flag, epoch, every job state of the batch; the breaker's PTTL
--- only while it is open), trims a log only now and then (every count is a range: stale entries never count),
--- gives each key it writes a constant TTL once per call, and learns that a new job is a leftover from its own
--- ZADD NX rather than a ZSCORE first. The common case, a new job under sliding limits, is written out in the
--- main loop; everything else lives in the library, built only by a call that needs it: Redis runs this body on
--- every call, and each `local function` costs a closure every time. A new job costs ZCOUNT (once the window
--- is found full, no more in this call), EXISTS (when it could go now), ZADD NX, ZADD + PEXPIRE in its
--- creator's line, SET of its state; a call adds TIME, MGET, and per limit key one PEXPIRE, one ZREVRANGE when
--- throttled and, in batches and 1 in 8 single calls, a trim.
+--  TTLs (bounded memory): every key written here has a TTL (the epoch excepted, I5) that never ends before an
+--       entry's need: a log outlives its latest entry's window, a creator's line its latest job's slot + stale,
+--       a state its job's use. A log's TTL is horizon + W + LOG_SLACK from the call that sets it; entries lie at
+--       most `horizon` ahead of the call that writes them, and every version sets the same relative TTL, so a
+--       later setting never ends earlier. A call sets it unless (a) the log held an entry when this call
+--       counted it (the log existed before the write, so it already had a TTL: a log that a write creates
+--       always gets one), and (b) the log's mark, a string key read in the MGET, still exists: the mark is set
+--       with MARK_TTL < LOG_SLACK by a call that set the log's TTL, so while it exists the log ends after
+--       now + horizon + W, after the window of any entry this call can write. A busy log pays its PEXPIRE (and
+--       its mark's SET) once a minute; a log nobody writes ends with its TTL, its mark a minute after it was set.
+
+-- Cost (bench/gate/cost.py, "Redis time per decision"): everything below runs inside one EVALSHA and counts:
+-- each redis.call (the command plus Redis' marshalling of its arguments and reply, which here costs several
+-- times a small command itself) and the Lua work Redis redoes on every call (tables, closures, formatting).
+-- A call reads all it can in one MGET (breaker flag, epoch, every job state of the batch, every log's TTL
+-- mark; the breaker's PTTL only while it is open), trims a log only now and then (every count is a range:
+-- stale entries never count), sets a log's TTL only as TTLs above says, learns that a new job is a leftover
+-- from its own ZADD NX rather than a ZSCORE first, and learns whether a creator's line is empty from the
+-- line's own PEXPIRE (0: no line), which gives an existing line its TTL at the same time. Scores and bounds
+-- go to Redis as numbers, which Redis prints itself (all times are whole us, so an open bound (a is a + 1).
+-- The common case, a new job under sliding limits, is written out in the main loop; everything else lives in
+-- the library, built only by a call that needs it: Redis runs this body on every call, and each
+-- `local function` costs a closure every time. A new job costs ZCOUNT (once the window is found full, no more
+-- in this call), ZADD NX, ZADD in its creator's line and SET of its state, plus, once per creator and call,
+-- the line's PEXPIRE (and, when it could go now, the check above: a new line costs both); a call adds TIME,
+-- MGET, one ZREVRANGE per log when throttled and, in batches and 1 in 8 single calls, a trim.
+-- What cannot go: the plain sliding-log control runs 5 commands when it admits and 3 when it rejects, and
+-- writes one log. A decision here writes three things, each a guarantee: its log entry (I1, I2), its state
+-- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET and the
+-- count, and, when throttled, the rank bound. A single decision runs 8 commands, a job of a batch 4 to 6.
 
 local call = redis.call
 local t = call('TIME')
@@ -67,10 +87,7 @@ local stale = tonumber(ARGV[5])
 local order_settle = tonumber(ARGV[6])
 local L = tonumber(ARGV[7])
 local kinds, caps, windows, guards, limit_ttl = {}, {}, {}, {}, {}
--- TTLs (ms). A log's TTL is horizon + W + LOG_SLACK from the call that sets it; its mark (a string key, read in
--- the MGET) lives MARK_TTL < LOG_SLACK from the same call. While the mark exists, the log ends after
--- now + horizon + W, after the window of any entry this call may write: the call need not set the TTL again.
--- Every version sets the same relative TTL, so a later TTL never ends earlier than the one the mark speaks of.
+-- (TTLs, above) In ms; MARK_TTL < LOG_SLACK by a second, for the time between the two writes.
 local LOG_SLACK, MARK_TTL = 60000, 59000
 local all_w = true  -- every limit is a sliding log (the algorithm is one for all limits)
 for j = 1, L do
