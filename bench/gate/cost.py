@@ -128,4 +128,4 @@ def bench_cost(url: str, rounds: int = 3, singles: int = 2000) -> None:
 
 
 BACKLOGS = (0, 1_000, 10_000)
-ADMITTING = "control, admitting (limit never runs out)"
+ADMITTING = "control, admitting (never runs out)"
