@@ -15,7 +15,9 @@ Layout (``v3`` = `SCHEMA`):
 - limiter, one sliding limit ("at most N in any W"), ``{limit}`` = ``scope`` or ``scope:value``:
   ``huntaze:v3:limit:{limit}:slots`` (ZSET, one per limit: real admission times, at most N inside any W, and
   slots reserved ahead for deferred jobs; score = time in us, member = the job's identity),
-  ``huntaze:v3:limit:{limit}:bucket`` (HASH: the seed's token bucket, when that algorithm is selected);
+  ``huntaze:v3:limit:{limit}:bucket`` (HASH: the seed's token bucket, when that algorithm is selected),
+  ``huntaze:v3:limit:{limit}:ttl`` (string, PX 59 s: the log's TTL was set less than that ago, so a decision
+  need not set it again; decide.lua, TTLs);
 - ``huntaze:v3:limit:epoch``: exists while Redis still holds the limiter's memory; missing = memory lost;
 - ``huntaze:v3:gate:tickets`` (counter), ``huntaze:v3:gate:job:{identity}`` (one job's state: reserved or
   admitted), ``huntaze:v3:gate:order:{creator}`` (ZSET of a creator's waiting jobs by ticket),
@@ -44,6 +46,10 @@ def limit_slots(name: str) -> str:
 
 def limit_bucket(name: str) -> str:
     return f"{ROOT}:limit:{name}:bucket"
+
+
+def limit_ttl_mark(name: str) -> str:
+    return f"{ROOT}:limit:{name}:ttl"
 
 
 LIMITER_EPOCH = f"{ROOT}:limit:epoch"

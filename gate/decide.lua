@@ -6,7 +6,7 @@
 -- KEYS[3]            (unused, kept so the key layout stays stable: a job's place in its creator's line is now
 --                    its producer's send time, not a counter)
 -- per record i       KEYS[b+1] job state, KEYS[b+2] the creator's order set, KEYS[b+3 .. b+2+L] limit keys,
---                    with b = 3 + (i-1) * (2 + L)
+--                    KEYS[b+3+L .. b+2+2L] their TTL marks (see "TTLs" below), with b = 3 + (i-1) * (2 + 2L)
 -- ARGV[1]            breaker retry (ms) when the flag has no TTL
 -- ARGV[2]            reservation horizon (us): slots further away are not reserved
 -- ARGV[3]            settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
@@ -45,16 +45,36 @@
 --       by another invocation at about the same time takes its place in line first.
 --  (I5) memory lost (epoch missing): the epoch is set to now and no limit admits before epoch + W.
 
--- Cost (bench/gate/cost.py, "Redis time per decision"): everything below runs inside one EVALSHA and counts.
--- A call reads all it can in one MGET (breaker flag, epoch, every job state of the batch; the breaker's PTTL
--- only while it is open), trims a log only now and then (every count is a range: stale entries never count),
--- gives each key it writes a constant TTL once per call, and learns that a new job is a leftover from its own
--- ZADD NX rather than a ZSCORE first. The common case, a new job under sliding limits, is written out in the
--- main loop; everything else lives in the library, built only by a call that needs it: Redis runs this body on
--- every call, and each `local function` costs a closure every time. A new job costs ZCOUNT (once the window
--- is found full, no more in this call), EXISTS (when it could go now), ZADD NX, ZADD + PEXPIRE in its
--- creator's line, SET of its state; a call adds TIME, MGET, and per limit key one PEXPIRE, one ZREVRANGE when
--- throttled and, in batches and 1 in 8 single calls, a trim.
+--  TTLs (bounded memory): every key written here has a TTL (the epoch excepted, I5) that never ends before an
+--       entry's need: a log outlives its latest entry's window, a creator's line its latest job's slot + stale,
+--       a state its job's use. A log's TTL is horizon + W + LOG_SLACK from the call that sets it; entries lie at
+--       most `horizon` ahead of the call that writes them, and every version sets the same relative TTL, so a
+--       later setting never ends earlier. A call sets it unless (a) the log held an entry when this call
+--       counted it (the log existed before the write, so it already had a TTL: a log that a write creates
+--       always gets one), and (b) the log's mark, a string key read in the MGET, still exists: the mark is set
+--       with MARK_TTL < LOG_SLACK by a call that set the log's TTL, so while it exists the log ends after
+--       now + horizon + W, after the window of any entry this call can write. A busy log pays its PEXPIRE (and
+--       its mark's SET) once a minute; a log nobody writes ends with its TTL, its mark a minute after it was set.
+
+-- Cost (bench/gate/cost.py, "Redis time per decision"): everything below runs inside one EVALSHA and counts:
+-- each redis.call (the command plus Redis' marshalling of its arguments and reply, which here costs several
+-- times a small command itself) and the Lua work Redis redoes on every call (tables, closures, formatting).
+-- A call reads all it can in one MGET (breaker flag, epoch, every job state of the batch, every log's TTL
+-- mark; the breaker's PTTL only while it is open), trims a log only now and then (every count is a range:
+-- stale entries never count), sets a log's TTL only as TTLs above says, learns that a new job is a leftover
+-- from its own ZADD NX rather than a ZSCORE first, and learns whether a creator's line is empty from the
+-- line's own PEXPIRE (0: no line), which gives an existing line its TTL at the same time. Scores and bounds
+-- go to Redis as numbers, which Redis prints itself (all times are whole us, so an open bound (a is a + 1).
+-- The common case, a new job under sliding limits, is written out in the main loop; everything else lives in
+-- the library, built only by a call that needs it: Redis runs this body on every call, and each
+-- `local function` costs a closure every time. A new job costs ZCOUNT (once the window is found full, no more
+-- in this call), ZADD NX, ZADD in its creator's line and SET of its state, plus, once per creator and call,
+-- the line's PEXPIRE (and, when it could go now, the check above: a new line costs both); a call adds TIME,
+-- MGET, one ZREVRANGE per log when throttled and, in batches and 1 in 8 single calls, a trim.
+-- What cannot go: the plain sliding-log control runs 5 commands when it admits and 3 when it rejects, and
+-- writes one log. A decision here writes three things, each a guarantee: its log entry (I1, I2), its state
+-- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET and the
+-- count, and, when throttled, the rank bound. A single decision runs 8 commands, a job of a batch 4 to 6.
 
 local call = redis.call
 local t = call('TIME')
@@ -67,20 +87,22 @@ local stale = tonumber(ARGV[5])
 local order_settle = tonumber(ARGV[6])
 local L = tonumber(ARGV[7])
 local kinds, caps, windows, guards, limit_ttl = {}, {}, {}, {}, {}
+-- (TTLs, above) In ms; MARK_TTL < LOG_SLACK by a second, for the time between the two writes.
+local LOG_SLACK, MARK_TTL = 60000, 59000
 local all_w = true  -- every limit is a sliding log (the algorithm is one for all limits)
 for j = 1, L do
   local at = 4 * j + 4
   kinds[j], caps[j], windows[j], guards[j] = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]),
     tonumber(ARGV[at + 3])
   -- (I1, I2) A log must outlive its latest entry by W. Entries lie at most `horizon` ahead of the call that
-  -- wrote them (a slot further away is not reserved), so this TTL, set by every call that writes the log,
-  -- never ends before any entry's window does: a constant, never shortened by a later call.
-  limit_ttl[j] = math.ceil((horizon + windows[j]) / 1000) + 60000
+  -- wrote them (a slot further away is not reserved), so this TTL never ends before the window of any entry
+  -- written up to LOG_SLACK after it was set: a constant, so a later call only ever moves the end later.
+  limit_ttl[j] = math.ceil((horizon + windows[j]) / 1000) + LOG_SLACK
   if kinds[j] ~= 'w' then all_w = false end
 end
 local n_at = 8 + 4 * L
 local n = tonumber(ARGV[n_at])
-local stride = 2 + L
+local stride = 2 + 2 * L
 local out = {now}
 -- (I4) A creator's line outlives its latest job's need (its slot + stale, or an admission + settle + stale):
 -- one constant TTL covering any slot within the horizon, so no call ever shortens another job's line.
@@ -90,18 +112,33 @@ local order_ttl = math.ceil((math.max(horizon, settle) + stale) / 1000) + 900000
 local TRIM_EVERY = 8
 local trim = n >= TRIM_EVERY or now % TRIM_EVERY == 0
 
-local function fmt(x) return string.format('%.0f', x) end
-
--- One MGET: the breaker flag, the epoch and every job's state (in chunks, for very large batches).
+-- One MGET: the breaker flag, the epoch, every job's state and the TTL mark of every sliding log of the call
+-- (in chunks, for very large batches). mark_at: a log's key -> where its mark is in the answer.
 local names = {KEYS[1], KEYS[2]}
 for i = 1, n do names[i + 2] = KEYS[4 + (i - 1) * stride] end
+local mark_at = {}
+if all_w then
+  local m = n + 2
+  for i = 1, n do
+    local base = 3 + (i - 1) * stride
+    for j = 1, L do
+      local key = KEYS[base + 2 + j]
+      if mark_at[key] == nil then
+        m = m + 1
+        names[m] = KEYS[base + 2 + L + j]
+        mark_at[key] = m
+      end
+    end
+  end
+end
 local got
-if n + 2 <= 1000 then
+local total = #names
+if total <= 1000 then
   got = call('MGET', unpack(names))
 else
   got = {}
-  for a = 1, n + 2, 1000 do
-    local part = call('MGET', unpack(names, a, math.min(n + 2, a + 999)))
+  for a = 1, total, 1000 do
+    local part = call('MGET', unpack(names, a, math.min(total, a + 999)))
     for k = 1, #part do got[a + k - 1] = part[k] end
   end
 end
@@ -112,7 +149,7 @@ local written = {}
 local epoch = tonumber(got[2])
 if epoch == nil then
   epoch = now
-  call('SET', KEYS[2], fmt(now))
+  call('SET', KEYS[2], string.format('%.0f', now))
 end
 -- The breaker is open while its flag exists; its remaining time (PTTL) is read only then.
 local breaker_pttl = -2
@@ -122,6 +159,8 @@ if got[1] then breaker_pttl = call('PTTL', KEYS[1]) end
 local touched = {}
 -- Limit keys whose window around now + order settle a new job of this call found full (see the main loop).
 local full = {}
+-- Limit keys a ZCOUNT of this call found holding an entry: they existed before this call wrote them.
+local known = {}
 -- (I2) Per limit key, the entries at ranks max(0, N-1-n) .. N-1 from the top, descending, plus the entries
 -- this call's new jobs added (at most n): the N-th latest entry is then the (N - max(0, N-1-n))-th of this
 -- list (an entry above the fetched ranks is never below a fetched one, and at most n were added, so at least
@@ -154,7 +193,8 @@ for i = 1, n do
         -- added or moved to now: a window found full around it stays full, so later jobs skip the ZCOUNT.
         local count = cap
         if epoch + w <= c and not (round == 1 and full[key]) then
-          count = call('ZCOUNT', key, '(' .. fmt(c - w), '(' .. fmt(c + w))
+          count = call('ZCOUNT', key, c - w + 1, c + w - 1)
+          if count > 0 then known[key] = true end
           if round == 1 and count >= cap then full[key] = true end
         end
         if round == 1 then counts[j] = count end
@@ -182,8 +222,18 @@ for i = 1, n do
       c = next_c
     end
     local order_key = KEYS[base + 2]
-    local taken = nil
-    if c <= now and call('EXISTS', order_key) == 0 then
+    local taken, line = nil, 1
+    if c <= now then
+      -- (I4) Is its creator's line empty? PEXPIRE answers that (0: no line) and gives an existing line its TTL
+      -- (below, a line this call already touched is only looked at).
+      if touched[order_key] then
+        line = call('EXISTS', order_key)
+      else
+        line = call('PEXPIRE', order_key, order_ttl)
+        if line == 1 then touched[order_key] = true end
+      end
+    end
+    if line == 0 then
       -- (I1) Admitted now; (I4) alone in its creator's line, which it heads until marked forwarded.
       status, retry, slot, taken = 1, 0, now, 1
     elseif c - now <= horizon then
@@ -197,9 +247,9 @@ for i = 1, n do
       for j = 1, L do
         local key = KEYS[base + 2 + j]
         if j == 1 then
-          if call('ZADD', key, 'NX', fmt(slot), member) == 0 then status = nil break end
+          if call('ZADD', key, 'NX', slot, member) == 0 then status = nil break end
         else
-          call('ZADD', key, fmt(slot), member)
+          call('ZADD', key, slot, member)
         end
         local z = tops[key]
         if z then
@@ -209,15 +259,20 @@ for i = 1, n do
         end
         if not touched[key] then
           touched[key] = true
-          if trim then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
-          call('PEXPIRE', key, limit_ttl[j])
+          if trim then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[j]) end
+          -- (I1, I2) TTLs: skipped only while the log's mark says a call gave it its TTL less than MARK_TTL ago,
+          -- and only if the log existed before this write (so the mark cannot outlive the log it speaks of).
+          if not (known[key] and got[mark_at[key]]) then
+            call('PEXPIRE', key, limit_ttl[j])
+            if known[key] then call('SET', KEYS[base + 2 + L + j], '1', 'PX', MARK_TTL) end
+          end
         end
       end
     end
     -- Past the horizon, or a leftover (nothing was written): the library decides.
     if status ~= nil then
       if status == 1 then
-        written[state_key] = 'a ' .. fmt(now)
+        written[state_key] = string.format('a %.0f', now)
         call('SET', state_key, written[state_key], 'PX', admitted_ttl)
       end
       call('ZADD', order_key, score, member)
@@ -227,7 +282,7 @@ for i = 1, n do
       end
       if status == 3 then
         -- The state lives as long as the job may hold its creator's line.
-        written[state_key] = 'r ' .. fmt(c) .. ' ' .. fmt(score)
+        written[state_key] = string.format('r %.0f %.0f', c, score)
         call('SET', state_key, written[state_key], 'PX', math.ceil((c - now + stale) / 1000) + 900000)
       end
       for j = 1, L do
@@ -239,6 +294,8 @@ for i = 1, n do
   if status == nil or left == nil then
     if lib == nil then
       lib = (function()
+        local function fmt(x) return string.format('%.0f', x) end
+
         local function breaker_wait()
           if breaker_pttl == -1 then return breaker_default_us end
           return breaker_pttl * 1000

@@ -198,6 +198,10 @@ class Limiter:
         name = keys.limit_name(spec.scope.value, request.scope_value(spec.scope))
         return keys.limit_slots(name) if self.algorithm is Algorithm.WINDOW else keys.limit_bucket(name)
 
+    def ttl_mark_key(self, spec: LimitSpec, request: LimitRequest) -> str:
+        """The string key that says a limit's log had its TTL set less than a minute ago (decide.lua, TTLs)."""
+        return keys.limit_ttl_mark(keys.limit_name(spec.scope.value, request.scope_value(spec.scope)))
+
     def guard_us(self, spec: LimitSpec) -> int:
         """Slack added between consecutive groups of N future slots: a deferred job is received a little after
         its slot (whole DelaySeconds, send latency, the poller's lag); the guard keeps that lag from pushing a
@@ -280,6 +284,7 @@ class Limiter:
         for request in requests:
             keys_ += [keys.gate_job(request.identity), keys.gate_order(request.creator_id)]
             keys_ += [self.limit_key(spec, request) for spec in self.limits]
+            keys_ += [self.ttl_mark_key(spec, request) for spec in self.limits]
             argv += [request.identity, request.order_us]
         return keys_, argv
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -160,6 +160,41 @@ def test_limiter_past_horizon_defers_and_keeps_no_slot(client: redis.Redis) -> N
     later = limiter.decide(req("b"))
     assert later.status is Status.DEFERRED_UNRESERVED and later.retry_after == 2
     assert client.get(redis_keys.gate_job("b")) is None
+
+
+def assert_every_key_outlives_its_entries(client: redis.Redis, window_us: int) -> None:
+    """Every key the limiter wrote has a TTL (the epoch excepted), and every limit log ends after the window of
+    its latest entry."""
+    seconds, micros = client.time()
+    now_us = seconds * 1_000_000 + micros
+    for key in client.scan_iter(match=f"{redis_keys.ROOT}:*"):
+        if key.decode() == redis_keys.LIMITER_EPOCH:
+            continue
+        ttl_ms = int(client.pttl(key))
+        assert ttl_ms > 0, f"{key!r} has no TTL"
+        if key.decode().endswith(":slots"):
+            latest = client.zrevrange(key, 0, 0, withscores=True)[0][1]
+            assert now_us + ttl_ms * 1000 >= latest + window_us, f"{key!r} ends before its latest entry's window"
+
+
+def test_limiter_every_log_outlives_its_latest_entry_though_most_calls_skip_its_ttl(client: redis.Redis) -> None:
+    """A decision sets a log's TTL only when the log's mark does not show that a call set it less than a minute
+    ago (decide.lua, TTLs). After admissions, reservations far ahead, batches, and a log lost while its mark
+    stayed (evicted, say), every key still has a TTL and every log ends after its latest entry's window."""
+    window_us = 10_000_000
+    limiter = Limiter(client, parse_limits("global=3/10s,creator=2/10s"), horizon_s=3600)
+    for i in range(4):  # a new log, a known log without a mark, then marked ones; admissions, then reservations
+        limiter.decide(req(f"s{i}", "c1"))
+        assert_every_key_outlives_its_entries(client, window_us)
+    assert client.exists(redis_keys.limit_ttl_mark("global")), "a busy log gets its mark"
+    limiter.decide_batch([req(f"b{i}", f"c{i % 3}") for i in range(30)])
+    assert_every_key_outlives_its_entries(client, window_us)
+    client.delete(redis_keys.limit_slots("global"))  # the log is gone, its mark is not
+    assert limiter.decide(req("after-loss")).allowed
+    assert_every_key_outlives_its_entries(client, window_us)
+    for i in range(5):
+        limiter.decide(req(f"t{i}"))
+        assert_every_key_outlives_its_entries(client, window_us)
 
 
 def test_limiter_token_bucket_matches_its_formula(client: redis.Redis) -> None:
@@ -369,11 +404,16 @@ def test_limiter_admitted_head_presumed_lost_after_the_settle_time(client: redis
 
 
 REDELIVERED_S = 0.3  # the longest a pending job goes without a decision in the two-gates schedule
+SENT_S = 0.3  # the longest a send takes in the two-gates schedule (a gate that dies mid-send is tested elsewhere)
 
 
 # No shrinking: a failure prints its example at once (shrinking this test once took CI more than five minutes).
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
+# Only duplicates: once the last job was admitted nothing was pending, and the schedule never ended its send.
+@example(arrival=[2, 3, 1, 4, 0], first_gate=[0, 0, 1, 1, 1, 0],
+         moves=[("duplicate", 0, 91), ("duplicate", 1, 8), ("duplicate", 0, 46), ("duplicate", 0, 71),
+                ("duplicate", 0, 55)])
 @given(
     arrival=st.integers(2, 6).flatmap(lambda n: st.permutations(range(n))),
     first_gate=st.lists(st.integers(0, 1), min_size=6, max_size=6),
@@ -387,7 +427,9 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
     send them with any delay, and receive duplicates: the forwards follow the producer's order, once each.
 
     The schedule may pick any job at any step, but never starves one: like SQS, which returns every deferred
-    message, a pending job not decided for `REDELIVERED_S` is decided next."""
+    message, a pending job not decided for `REDELIVERED_S` is decided next; and like a gate, which ends its send,
+    a send under way for `SENT_S` completes next (decide.lua, I4: the creator's next job waits for that forward,
+    so a schedule that never ends a send holds the line by design, not by a fault of the script)."""
     client.flushdb()
     client.set(redis_keys.LIMITER_EPOCH, "0")
     jobs = len(arrival)
@@ -398,6 +440,13 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
         assert not gates[first_gate[k]].decide(requests[i]).allowed
     in_flight: list[int] = []
     forwarded: list[int] = []
+    sending_since = 0.0
+
+    def end_send(sender: Limiter) -> None:
+        done = in_flight.pop(0)
+        sender.mark_forwarded([requests[done]], 60)
+        forwarded.append(done)
+
     last_decided = {i: time.monotonic() for i in range(jobs)}
     deadline = time.monotonic() + 30
     step = 0
@@ -405,10 +454,10 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
         move, g, pick_at = moves[step % len(moves)]
         step += 1
         gate = gates[g]
-        if move == "send" and in_flight:
-            done = in_flight.pop(0)
-            gate.mark_forwarded([requests[done]], 60)
-            forwarded.append(done)
+        # (I4) A send ends: before, a schedule of duplicates alone never ended the last job's send once no job
+        # was pending, and the test waited for its forward until the deadline.
+        if in_flight and (move == "send" or time.monotonic() - sending_since > SENT_S):
+            end_send(gate)
             continue
         pending = [i for i in range(jobs) if i not in forwarded and i not in in_flight]
         pool = [i for i in range(jobs) if i not in pending] if move == "duplicate" else pending
@@ -418,9 +467,7 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
             pool = (in_flight + forwarded or pending) if move == "duplicate" else []
         if not pool:
             if in_flight:  # nothing else to do: the send completes
-                done = in_flight.pop(0)
-                gate.mark_forwarded([requests[done]], 60)
-                forwarded.append(done)
+                end_send(gate)
             continue
         pick = pool[(pick_at + step) % len(pool)]
         overdue = [i for i in pending if time.monotonic() - last_decided[i] > REDELIVERED_S]
@@ -432,12 +479,11 @@ def test_limiter_two_gates_forward_one_creators_jobs_in_send_order_whatever_the_
             assert pick in pending, f"job {pick} admitted twice"
             assert not in_flight, f"job {pick} admitted while {in_flight} was still being sent"
             in_flight.append(pick)
+            sending_since = time.monotonic()
         elif pick not in pending:
             assert decision.status in (Status.DUPLICATE, Status.IN_FLIGHT)
         elif in_flight:  # it waits behind the job being sent; meanwhile that send completes
-            done = in_flight.pop(0)
-            gates[1 - g].mark_forwarded([requests[done]], 60)
-            forwarded.append(done)
+            end_send(gates[1 - g])
         else:
             time.sleep(min(0.02, decision.retry_after_s))
     assert forwarded == list(range(jobs)), f"forwarded out of the producer's order: {forwarded}"
