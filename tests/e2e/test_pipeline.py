@@ -58,6 +58,7 @@ def send_messages_in_order(count: int, site_url: str) -> list[Job]:
     return jobs
 
 
+@pytest.mark.soak  # about 60 s: a dozen jobs at the seed's limit, time-scaled
 def test_pipeline_jobs_end_with_results_in_order_once_each_at_the_limit(stack: LocalStack, tmp_path: Path) -> None:
     jobs = send_messages_in_order(12, stack.site.url) + demo.demo_jobs(4, stack.site.url)
     plane = LocalPlane(extra_env=stack.aws_env() | {"REDIS_URL": stack.redis.url}, log_dir=stack.run_dir, tick_s=1)

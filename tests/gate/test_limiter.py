@@ -408,6 +408,8 @@ SENT_S = 0.3  # the longest a send takes in the two-gates schedule (a gate that 
 
 
 # No shrinking: a failure prints its example at once (shrinking this test once took CI more than five minutes).
+# Soak: 20-35 s, over the default suite's budget per test.
+@pytest.mark.soak
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 # Only duplicates: once the last job was admitted nothing was pending, and the schedule never ended its send.

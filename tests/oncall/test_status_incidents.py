@@ -586,6 +586,7 @@ def test_dlq_redrive_of_fixed_jobs_completes_them_exactly_once(clean: Pipeline) 
     assert [sends(t) for t in texts] == [1, 1]
 
 
+@pytest.mark.soak  # 35 s: a backlog must build at the limit
 def test_status_backlog_at_the_limit_names_the_rate_limit(pipeline: Pipeline) -> None:
     """Last in the module: its deferred jobs are left to the stack's shutdown (no drain)."""
     clean = pipeline

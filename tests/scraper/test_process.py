@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from scraper_testkit import Plane, chromium_of, job, wait_for
 
 from standin import Faults
@@ -45,6 +46,7 @@ def test_process_sigterm_mid_job_releases_and_exits_zero(
     assert plane.result_keys() == []
 
 
+@pytest.mark.soak  # about 20 s: a send interrupted by SIGKILL, then a restart past the visibility
 def test_process_sigkill_mid_send_then_restart_sends_exactly_once(
         plane: Plane, standin: Any, scraper_env: dict[str, str], worker_processes: Any,
         worker_tag: str) -> None:
