@@ -13,6 +13,8 @@ that is Created or InProgress (one ListDeployments), of an application with comp
 - else the TargetVersion's weight follows the deployment configuration's schedule (`controller.traffic_shift`,
   CodeDeploy's predefined Lambda configurations), its minutes divided by the plane's time scale and counted from
   the deployment's startTime; at the last step the alias serves TargetVersion alone and the deployment Succeeded.
+  ``HUNTAZE_DEPLOY_TIME_SCALE`` sets that divisor for deployments alone (`deploy_time_scale`): a soak test bakes
+  a 5-minute canary in 20 s while alarm periods and rate windows keep the plane's scale.
 
 Statuses move through the emulator's local-only action (`localplane.codedeploy_api.update_deployment_status`).
 Not modelled: lifecycle hooks (BeforeAllowTraffic/AfterAllowTraffic), custom deployment configurations (such a
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +37,22 @@ from localplane.codedeploy_api import CREATED, FAILED, IN_PROGRESS, STOPPED, SUC
 
 log = logging.getLogger(__name__)
 CONFIG_PREFIX = "CodeDeployDefault.Lambda"
+DEPLOY_TIME_SCALE_ENV = "HUNTAZE_DEPLOY_TIME_SCALE"
+
+
+def deploy_time_scale(plane_scale: float) -> float:
+    """``HUNTAZE_DEPLOY_TIME_SCALE`` if set, else ``plane_scale`` (the scale of alarm periods and rate windows)."""
+    explicit = os.environ.get(DEPLOY_TIME_SCALE_ENV)
+    if not explicit:
+        return plane_scale
+    try:
+        value = float(explicit)
+    except ValueError:
+        value = math.nan
+    if value <= 0 or not math.isfinite(value):
+        raise ValueError(f"{DEPLOY_TIME_SCALE_ENV}={explicit!r}: must be a positive number (15 bakes "
+                         "Canary10Percent5Minutes in 20 s); unset it to follow the plane's time scale")
+    return value
 
 
 class CodeDeployEngine:

@@ -5,7 +5,8 @@ server. Every tick it discovers enabled event source mappings (and starts a `Map
 syncs every ECS service's task processes (`ServiceRunner`), and applies target tracking (`Autoscaler`). It
 then publishes the AWS metrics moto lacks (`MetricsPublisher`), evaluates the alarms (`AlarmEvaluator`) and
 moves the Lambda aliases in a traffic shift along their schedule, or back on an alarm (`TrafficShifter` for
-shifts the Function kind records, `CodeDeployEngine` for CodeDeploy deployments).
+shifts the Function kind records, `CodeDeployEngine` for CodeDeploy deployments: the gate's releases, as
+manifests/gate.yaml names its deployment group).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from common.aws import client
 from localplane.alarms import AlarmEvaluator, time_scale
 from localplane.autoscaler import Autoscaler
-from localplane.codedeploy_engine import CodeDeployEngine
+from localplane.codedeploy_engine import CodeDeployEngine, deploy_time_scale
 from localplane.mapping_runner import MappingRunner
 from localplane.metrics import MetricsPublisher, TaskProcess
 from localplane.service_runner import ServiceRunner
@@ -38,7 +39,7 @@ class LocalPlane:
         self.metrics = MetricsPublisher(scale=self._time_scale)
         self.alarms = AlarmEvaluator(scale=self._time_scale)
         self.shifts = TrafficShifter(scale=self._time_scale)
-        self.deployments = CodeDeployEngine(scale=self._time_scale)
+        self.deployments = CodeDeployEngine(scale=lambda: deploy_time_scale(self._time_scale()))
         self._scale: float | None = None
         self._function_env: dict[str, str] = {}
         self._stop = threading.Event()

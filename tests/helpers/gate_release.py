@@ -3,9 +3,12 @@
 
 A release is what an operator does: a Function spec whose code differs (a copy of ``gate/`` with something
 appended to its handler module) and whose ``deployment.strategy`` is a canary, applied with `huntazectl apply`
-through the real reconciler; the Function kind publishes the version and starts the shift, the local plane's
-traffic shifter completes it or rolls it back. The stack's own controller is kept stopped (its service at 0
-tasks, in the release overlay too): it reconciles the repository's specs, which would release the gate again.
+through the real reconciler. The gate names its CodeDeploy deployment group (manifests/gate.yaml,
+``deployment.deploymentGroupRef``), so the Function kind publishes the version and creates a CodeDeploy deployment;
+the local plane's CodeDeploy engine (`localplane.codedeploy_engine`) shifts the alias, watches the group's alarms
+and rolls back. `alias()` reads the deployment's outcome from CodeDeploy, as `huntazectl rollout status` does.
+The stack's own controller is kept stopped (its service at 0 tasks, in the release overlay too): it reconciles
+the repository's specs, which would release the gate again.
 
 `SteadyLoad` sends jobs at a fixed pace from a thread; `AdmissionLog` samples the gate's shared limit log in
 Redis (`common.redis_keys.limit_slots`) often enough to see every admission of both versions (an entry stays
@@ -18,11 +21,12 @@ import json
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import redis
+import yaml
 
 from common import redis_keys
 from common.aws import client
@@ -31,6 +35,7 @@ from localplane.stack import apply_argv
 from tests.helpers.pipeline import REPO, Pipeline
 
 FUNCTION = "huntaze-rate-limiter"
+GROUP = "huntaze-rate-limiter-live"  # the gate's deployment group (manifests/gate.yaml)
 CONTROLLER_SERVICE = "huntaze-controller"
 FAILS_EVERY_BATCH = (
     "\n\ndef handler(event, context):  # a bad release: every invocation fails\n"
@@ -53,15 +58,26 @@ def gate_variant(root: Path, name: str, appended: str) -> Path:
     return target
 
 
-def release(pipe: Pipeline, root: Path, gate_dir: Path, strategy: str, alarms: tuple[str, ...] = ()) -> None:
-    """`huntazectl apply` of the stack with the gate's code from ``gate_dir``, released by ``strategy``."""
-    docs = [
+def group_alarms() -> list[str]:
+    """The alarms the gate's deployment group watches in manifests/gate.yaml."""
+    for doc in yaml.safe_load_all((REPO / "manifests" / "gate.yaml").read_text()):
+        if doc and doc.get("kind") == "CodeDeployDeploymentGroup" and doc["metadata"]["name"] == GROUP:
+            return list(doc["spec"]["alarmConfiguration"]["alarms"])
+    raise AssertionError(f"manifests/gate.yaml: no CodeDeployDeploymentGroup {GROUP}")
+
+
+def release(pipe: Pipeline, root: Path, gate_dir: Path, strategy: str, watched: tuple[str, ...] = ()) -> None:
+    """`huntazectl apply` of the stack with the gate's code from ``gate_dir``, released by a CodeDeploy deployment
+    of ``strategy``; ``watched`` alarms join the deployment group's own (in the same apply, before the release)."""
+    docs: list[dict[str, Any]] = [
         {"apiVersion": "huntaze.io/v1", "kind": "Function", "metadata": {"name": FUNCTION},
-         "spec": {"code": {"packages": [str(gate_dir), "common"]},
-                  "deployment": {"strategy": strategy, "alarms": list(alarms)}}},
+         "spec": {"code": {"packages": [str(gate_dir), "common"]}, "deployment": {"strategy": strategy}}},
         {"apiVersion": "huntaze.io/v1", "kind": "Service", "metadata": {"name": CONTROLLER_SERVICE},
          "spec": {"desiredCount": 0}},
     ]
+    if watched:
+        docs.append({"apiVersion": "huntaze.io/v1", "kind": "CodeDeployDeploymentGroup", "metadata": {"name": GROUP},
+                     "spec": {"alarmConfiguration": {"alarms": [*group_alarms(), *watched]}}})
     overlay = root / f"release-{gate_dir.parent.name}.yaml"
     overlay.write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
     load_overlay = root / "load-overlay.yaml"  # written by running_pipeline: the profile's scaled limits
@@ -70,16 +86,24 @@ def release(pipe: Pipeline, root: Path, gate_dir: Path, strategy: str, alarms: t
 
 
 def alias() -> tuple[dict[str, float], dict[str, Any]]:
-    """The live alias' weights and its shift record."""
+    """The live alias' weights and its shift record, its state and reason read from the CodeDeploy deployment it
+    names (`controller.traffic_shift.resolve`: CodeDeploy never writes the record)."""
     from controller import traffic_shift
 
     found = client("lambda").get_alias(FunctionName=FUNCTION, Name=traffic_shift.ALIAS)
-    return traffic_shift.weights(found), json.loads(found.get("Description") or "{}")
+    record = traffic_shift.resolve(traffic_shift.decode(found.get("Description")), client("codedeploy"))
+    return traffic_shift.weights(found), ({} if record is None else asdict(record))
+
+
+def deployment(deployment_id: str) -> dict[str, Any]:
+    """GetDeployment's deploymentInfo."""
+    return cast(dict[str, Any], client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"])
 
 
 def put_canary_error_alarm(name: str = "gate_canary_errors") -> str:
-    """An alarm on the gate's Errors sized for a canary (any error in a minute). It names the function's metric,
-    so every shift of the gate watches it without listing it (`controller.watched_alarms`)."""
+    """An alarm on the gate's Errors sized for a canary (any error in a minute); `release(..., watched=(name,))`
+    adds it to the deployment group's alarms. The manifests' lambda_errors_critical (more than 50 in 5 minutes)
+    cannot trip on a 10 % canary at the seed's 10 jobs a minute."""
     client("cloudwatch").put_metric_alarm(
         AlarmName=name, Namespace="AWS/Lambda", MetricName="Errors",
         Dimensions=[{"Name": "FunctionName", "Value": FUNCTION}], Statistic="Sum", Period=60, EvaluationPeriods=1,
