@@ -8,9 +8,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from common.aws import client
 from controller import traffic_shift
-from localplane.codedeploy_engine import CodeDeployEngine
+from localplane.codedeploy_engine import DEPLOY_TIME_SCALE_ENV, CodeDeployEngine, deploy_time_scale
 
 from .conftest import zip_of
 
@@ -97,3 +99,16 @@ def test_codedeploy_engine_fails_a_deployment_whose_alias_is_not_on_its_current_
     info = _info(deployment)
     assert info["status"] == "Failed" and info["errorInformation"]["code"] == "INVALID_ALIAS_VERSION"
     assert _weights() == {"2": 1.0}
+
+
+def test_deploy_time_scale_follows_the_plane_unless_set_and_names_the_variable_when_wrong(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(DEPLOY_TIME_SCALE_ENV, raising=False)
+    assert deploy_time_scale(6.0) == 6.0
+    monkeypatch.setenv(DEPLOY_TIME_SCALE_ENV, "15")
+    assert deploy_time_scale(6.0) == 15.0
+    for wrong in ("0", "-1", "fast", "inf"):
+        monkeypatch.setenv(DEPLOY_TIME_SCALE_ENV, wrong)
+        with pytest.raises(ValueError, match=DEPLOY_TIME_SCALE_ENV):
+            deploy_time_scale(6.0)

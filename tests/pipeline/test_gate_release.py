@@ -4,8 +4,8 @@ The stack is applied from manifests/ with their queue settings (ingress visibili
 gate names its deployment group (``deployment.deploymentGroupRef``), so a release is a CodeDeploy deployment that
 the local plane's CodeDeploy engine runs. Only time is scaled: rate windows and alarm periods by
 `HUNTAZE_LOAD_TIME_SCALE` (6: 10 jobs per 10 s), and the deployment's schedule by the engine's own scale,
-``HUNTAZE_DEPLOY_TIME_SCALE`` (the good release: 15, so Canary10Percent5Minutes bakes 20 s; the bad one keeps the
-plane's 6, 50 s, which it never reaches). A release is a `huntazectl apply` whose gate code differs, by
+``HUNTAZE_DEPLOY_TIME_SCALE`` (the good release: 15, so Canary10Percent5Minutes bakes 20 s; the bad one: 4, 75 s,
+which it never reaches, since its alarm stops it). A release is a `huntazectl apply` whose gate code differs, by
 Canary10Percent5Minutes (`tests.helpers.gate_release`).
 
 - Good release: CodeDeploy's deployment moves the alias to 10 % of the new version (both versions invoked) for
@@ -44,12 +44,13 @@ from tests.helpers.gate_release import (
     stop_stack_controller,
 )
 from tests.helpers.invariants import max_in_any_window
-from tests.helpers.pipeline import TIME_SCALE, LoadProfile, Pipeline, running_pipeline
+from tests.helpers.pipeline import LoadProfile, Pipeline, running_pipeline
 
 CANARY = "Canary10Percent5Minutes"
 GOOD_DEPLOY_SCALE = 15.0
 GOOD_BAKE_S = 5 * 60 / GOOD_DEPLOY_SCALE
-BAD_BAKE_S = 5 * 60 / TIME_SCALE
+BAD_DEPLOY_SCALE = 4.0  # the bad canary bakes 75 s: room for its alarm on a busy machine; it stops at the alarm
+BAD_BAKE_S = 5 * 60 / BAD_DEPLOY_SCALE
 INGRESS_VISIBILITY_S = 180  # manifests/queues.yaml: a failed batch returns after this
 LOAD_PER_WINDOW = 5  # jobs per (scaled) window: half the limit, so one scraper task keeps up on a busy machine
 BAD_LOAD_PER_WINDOW = 8
@@ -125,8 +126,9 @@ def test_good_gate_release_shifts_10_then_100_percent_within_the_limit_losing_no
 @pytest.mark.soak
 @pytest.mark.timeout(900)
 def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_version_ends_its_jobs(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(DEPLOY_TIME_SCALE_ENV, str(BAD_DEPLOY_SCALE))
     profile = LoadProfile()
     window = profile.window_s
     with running_pipeline(tmp_path, profile, before_plane=stop_stack_controller) as pipe:
@@ -156,8 +158,11 @@ def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_versi
     out_of_order = [p for p in problems if "out of order" in p]
     problems = [p for p in problems if p not in out_of_order]
     final = seen[-1][2]
-    print(f"bad release: rolled back {rollback_s:.0f}s after apply ({final.get('reason')}); failed batches "
-          f"{failed_batches}; invocations by version {by_version}; {len(pipe.sent)} jobs; creators out of order "
+    canary_s = [t for t, w, _ in seen if w == {"1": 0.9, "2": 0.1}]
+    into_canary_s = seen[-1][0] - (canary_s or [seen[-1][0]])[0]
+    print(f"bad release: rolled back {rollback_s:.0f}s after apply, {into_canary_s:.0f}s into its canary "
+          f"({final.get('reason')}); failed batches {failed_batches}; invocations by version {by_version}; "
+          f"{len(pipe.sent)} jobs; creators out of order "
           f"{len(out_of_order)}")
     assert stopped.get("status") == "Stopped", f"the release was not a CodeDeploy deployment stopped: {final}"
     assert stopped["errorInformation"] == {"code": "ALARM_ACTIVE", "message": f"alarm {alarm} in ALARM"}, stopped
@@ -165,7 +170,6 @@ def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_versi
     assert final["state"] == "ROLLED_BACK", final
     assert seen[-1][1] == {"1": 1.0}
     assert all(w.get("2", 0.0) <= 0.1 for _, w, _ in seen), "the bad version took more than the canary's 10 %"
-    canary_s = [t for t, w, _ in seen if w == {"1": 0.9, "2": 0.1}]
-    assert canary_s and seen[-1][0] - canary_s[0] < BAD_BAKE_S, "not rolled back during the canary's bake"
+    assert canary_s and into_canary_s < BAD_BAKE_S, "not rolled back during the canary's bake"
     assert failed_batches >= 1 and by_version.get("2", 0) >= 1, "the bad version touched no job"
     assert done == len(pipe.sent) and problems == [] and dead == 0, problems
