@@ -69,10 +69,14 @@ class CallCounter:
 
 def _counted_release(pipe: Any, root: Path, gate_dir: Path, alarm: str) -> CallCounter:
     from common.aws import client
+    from controller.calls import CallGate
     from tests.helpers.gate_release import release
 
     counter = CallCounter()
-    clients = [client(s) for s in ("lambda", "codedeploy")]
+    # The reconciler's clients are cached apart from the default ones (fewer botocore attempts: CallGate's);
+    # apply's rollout lines read through the default ones.
+    attempts = CallGate().max_attempts
+    clients = [client(s, **kw) for s in ("lambda", "codedeploy") for kw in ({}, {"max_attempts": attempts})]
     for c in clients:
         c.meta.events.register("provide-client-params.*.*", counter)
     try:
