@@ -1,6 +1,7 @@
 """Function releases through CodeDeploy (``deployment.deploymentGroupRef``), against moto over HTTP: a release is a
 CodeDeploy deployment of the group with the alias' AppSpec, which the local plane's engine runs to the end; a
-deployment stopped on its group's alarm holds the release, as the alias record's rollback does."""
+deployment stopped on its group's alarm holds the release, as the alias record's rollback does. The manifests' gate
+names its group, with the group's configuration as its strategy, and is applied after it."""
 
 from __future__ import annotations
 
@@ -142,3 +143,28 @@ def test_function_release_during_a_deployment_stops_it_and_deploys_from_the_prim
     appspec = json.loads(_deployment(record.deployment)["revision"]["appSpecContent"]["content"])
     [resource] = [r for entry in appspec["Resources"] for r in entry.values()]
     assert (resource["Properties"]["CurrentVersion"], resource["Properties"]["TargetVersion"]) == ("1", "3")
+
+
+def test_manifests_gate_releases_through_its_deployment_group_applied_before_it() -> None:
+    """manifests/gate.yaml: the gate's Function names the stack's deployment group, with the group's own
+    configuration as its strategy, and the apply order puts the group, its application and service role in
+    earlier tiers than the Function (CreateDeployment needs them)."""
+    from controller.specs import LoadOptions, load
+
+    repo = Path(__file__).resolve().parents[2]
+    variables = {"ENV": "local", "AWS_REGION": "us-east-1", "AWS_ACCOUNT_ID": "123456789012",
+                 "REDIS_URL": "redis://127.0.0.1:9/0", "SITE_URL": "http://127.0.0.1:9/site"}
+    stack = load(LoadOptions([str(repo / "manifests"), str(repo / "ecs-specs")], "local", variables))
+    tier_of = {m.key: i for i, tier in enumerate(stack.tiers) for m in tier}
+    by_key = {m.key: m for m in stack.manifests}
+    (gate,) = [m for m in stack.manifests if m.kind == "Function" and m.metadata.name == "huntaze-rate-limiter"]
+    deployment: Any = gate.spec.deployment
+    group = by_key[next(k for k in by_key if k.kind == "CodeDeployDeploymentGroup"
+                        and k.name == deployment.deployment_group_ref)]
+    group_spec: Any = group.spec
+    assert group_spec.deployment_config_name == "CodeDeployDefault.Lambda" + deployment.strategy
+    assert deployment.strategy == "Canary10Percent5Minutes"
+    before = [group.key, *(k for k in by_key if (k.kind, k.name) in {
+        ("CodeDeployApplication", group_spec.application_ref), ("Role", group_spec.service_role_ref)})]
+    assert len(before) == 3
+    assert all(tier_of[k] < tier_of[gate.key] for k in before), {str(k): tier_of[k] for k in [*before, gate.key]}
