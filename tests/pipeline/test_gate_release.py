@@ -18,8 +18,8 @@ Canary10Percent5Minutes (`tests.helpers.gate_release`).
   version forwards them: every job ends once, none dead-lettered, none sent twice (per-creator order cannot hold
   for the jobs of a failed batch: they return behind their creators' later jobs; the test reports it).
 
-Both together took 404 s at load averages of 9-29 on a 2-core machine; the bad release's 180 s of visibility is
-most of it.
+Both together took 404 s and 360 s (two runs, load averages 8-30, 2 cores); the bad release's 180 s of visibility
+is most of it.
 """
 
 from __future__ import annotations
