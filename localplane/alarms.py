@@ -85,6 +85,16 @@ _COMPARE = {ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Lt: operator.lt, ast.
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
 
 
+def expression_ids(expression: str) -> set[str]:
+    """The metric ids an expression names (its function names excluded)."""
+    try:
+        tree = ast.parse(expression.replace("&&", " and ").replace("||", " or "), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"cannot parse metric math {expression!r}: {exc.msg}") from None
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
+
+
 def evaluate_expression(expression: str, inputs: dict[str, Series], length: int) -> Series:
     """CloudWatch metric math over aligned series: + - * /, comparisons, FILL(x, v), IF(c, a, b).
 
@@ -193,9 +203,17 @@ def alarm_series(alarm: dict[str, Any], raw: dict[str, Series], prefix: str, n: 
     if not alarm.get("Metrics"):
         return raw.get(f"{prefix}m", [None] * n)
     inputs = {q["Id"]: raw.get(f"{prefix}{q['Id']}", [None] * n) for q in alarm["Metrics"] if q.get("MetricStat")}
-    for q in alarm["Metrics"]:  # expressions may refer to earlier expressions
-        if q.get("Expression"):
-            inputs[q["Id"]] = evaluate_expression(q["Expression"], inputs, n)
+    # An expression may refer to another expression declared before or after it (CloudWatch resolves them as a
+    # graph): evaluate in dependency order, each once its ids are known; a cycle or an unknown id is an error.
+    pending = {q["Id"]: q["Expression"] for q in alarm["Metrics"] if q.get("Expression")}
+    while pending:
+        ready = [i for i, e in pending.items() if expression_ids(e) <= inputs.keys()]
+        if not ready:
+            unknown = sorted(set().union(*(expression_ids(e) for e in pending.values())) - inputs.keys())
+            raise ExpressionError(f"metric math of alarm {alarm.get('AlarmName')!r}: ids {unknown} are unknown or "
+                                  "refer to each other in a cycle")
+        for i in ready:
+            inputs[i] = evaluate_expression(pending.pop(i), inputs, n)
     returned = [q["Id"] for q in alarm["Metrics"] if q.get("ReturnData", True) and q["Id"] in inputs]
     return inputs[returned[0]] if returned else [None] * n
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localplane.alarms import ExpressionError, decide, evaluate_expression, time_scale_from_limits
+from localplane.alarms import (
+    ExpressionError,
+    alarm_series,
+    decide,
+    evaluate_expression,
+    time_scale_from_limits,
+)
 
 
 def alarm(**over: Any) -> dict[str, Any]:
@@ -57,3 +65,26 @@ def test_expression_unknown_function_names_what_is_supported() -> None:
 def test_time_scale_from_the_local_rate_limit() -> None:
     assert time_scale_from_limits("global=6/10s") == 6.0
     assert time_scale_from_limits("global=10/60s") == 1.0
+
+
+def _manifest_alarm_metrics(name: str) -> list[dict[str, Any]]:
+    """The alarm's metric queries from manifests/alarms.yaml, in the shape PutMetricAlarm stores (ids, order kept)."""
+    docs = yaml.safe_load_all((Path(__file__).parents[2] / "manifests" / "alarms.yaml").read_text())
+    spec = next(d["spec"] for d in docs if d and d["metadata"]["name"] == name)
+    return [{"Id": m["id"], "ReturnData": m.get("returnData", True),
+             **({"Expression": m["expression"]} if "expression" in m else {"MetricStat": {"Stat": "Sum"}})}
+            for m in spec["metrics"]]
+
+
+def test_expression_may_refer_to_an_expression_declared_after_it() -> None:
+    # gate_invalid_rate_high: its returned rate divides by `records`, an expression declared after it
+    metrics = _manifest_alarm_metrics("gate_invalid_rate_high")
+    assert [m["Id"] for m in metrics][:2] == ["invalid_rate", "records"]
+    raw: dict[str, list[float | None]] = {"p_invalid": [3.0, None], "p_allowed": [7.0, 5.0], "p_rejected": [10.0, None]}
+    assert alarm_series({"Metrics": metrics}, raw, "p_", 2) == [15.0, 0.0]
+
+
+def test_expressions_in_a_cycle_are_an_error_naming_the_ids() -> None:
+    metrics = [{"Id": "a", "Expression": "b + 1"}, {"Id": "b", "Expression": "a + 1", "ReturnData": False}]
+    with pytest.raises(ExpressionError, match=r"\['a', 'b'\]"):
+        alarm_series({"AlarmName": "loop", "Metrics": metrics}, {}, "p_", 1)
