@@ -1,25 +1,26 @@
 -- decide.lua: admit, reserve or defer a batch of jobs against several limits, atomically, in O(log n) per job.
--- Loaded once and run with EVALSHA by gate/limiter.py. Key names come from common/redis_keys.py.
+-- Loaded once and run with EVALSHA by gate/limiter.py, which writes the limiter's constants in the CONFIG line
+-- below (they are the same for every call of one limiter, so they cost no argument parsing: the script's SHA
+-- is per configuration). Key names come from common/redis_keys.py.
 --
 -- KEYS[1]            circuit-breaker flag (exists = open; PTTL = remaining open time)
 -- KEYS[2]            limiter epoch (missing = Redis lost the limiter's memory: the last W counts as full)
--- KEYS[3]            (unused, kept so the key layout stays stable: a job's place in its creator's line is now
---                    its producer's send time, not a counter)
 -- per record i       KEYS[b+1] job state, KEYS[b+2] the creator's order set, KEYS[b+3 .. b+2+L] limit keys,
---                    KEYS[b+3+L .. b+2+2L] their TTL marks (see "TTLs" below), with b = 3 + (i-1) * (2 + 2L)
--- ARGV[1]            breaker retry (ms) when the flag has no TTL
--- ARGV[2]            reservation horizon (us): slots further away are not reserved
--- ARGV[3]            settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
--- ARGV[4]            admitted-state TTL (ms): how long an admitted job is remembered (duplicates stay harmless)
--- ARGV[5]            stale (us): a waiting job whose slot passed this long ago no longer holds back its creator
--- ARGV[6]            order settle (us): a new job is not admitted before the gate has known it this long, so
+--                    KEYS[b+3+L .. b+2+2L] their TTL marks (see "TTLs" below), with b = 2 + (i-1) * (2 + 2L)
+-- ARGV               per record: member (the job's stable identity) and its order score (the producer's send
+--                    time, us: a creator's jobs go in this order)
+-- CONFIG (locals)    breaker_default_us: breaker retry (us) when the flag has no TTL
+--                    horizon (us): slots further away are not reserved
+--                    settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
+--                    admitted_ttl (ms): how long an admitted job is remembered (duplicates stay harmless)
+--                    stale (us): a waiting job whose slot passed this long ago no longer holds back its creator
+--                    order_settle (us): a new job is not admitted before the gate has known it this long, so
 --                    that an earlier job of its creator, received by another invocation at about the same time
 --                    (fresh jobs, or a backlog returning to both pollers at once), is registered first and goes
 --                    first (0: admit at once when its creator has no job in line)
--- ARGV[7]            L, number of limits; then per limit: kind ('w' sliding | 'b' token bucket), N, W (us),
---                    G (us): slack added between consecutive groups of N future slots, absorbing return lag
--- ARGV[8+4L]         n, number of records; then per record: member (the job's stable identity) and its order
---                    score (the producer's send time, us: a creator's jobs go in this order)
+--                    L, the number of limits; per limit j: kinds[j] ('w' sliding | 'b' token bucket), caps[j]
+--                    N, windows[j] W (us), guards[j] G (us): slack added between consecutive groups of N future
+--                    slots, absorbing return lag
 --
 -- Returns {now_us, then per record: status, retry_us, remaining, slot_us}. Status codes are Status in
 -- gate/limiter.py. Time is Redis TIME; the caller's clock is never used.
@@ -78,49 +79,42 @@
 
 local call = redis.call
 local t = call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local breaker_default_us = tonumber(ARGV[1]) * 1000
-local horizon = tonumber(ARGV[2])
-local settle = tonumber(ARGV[3])
-local admitted_ttl = tonumber(ARGV[4])
-local stale = tonumber(ARGV[5])
-local order_settle = tonumber(ARGV[6])
-local L = tonumber(ARGV[7])
-local kinds, caps, windows, guards, limit_ttl = {}, {}, {}, {}, {}
+local now = t[1] * 1000000 + t[2]
+--@CONFIG@
+local limit_ttl = {}
 -- (TTLs, above) In ms; MARK_TTL < LOG_SLACK by a second, for the time between the two writes.
 local LOG_SLACK, MARK_TTL = 60000, 59000
 local all_w = true  -- every limit is a sliding log (the algorithm is one for all limits)
 for j = 1, L do
-  local at = 4 * j + 4
-  kinds[j], caps[j], windows[j], guards[j] = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]),
-    tonumber(ARGV[at + 3])
   -- (I1, I2) A log must outlive its latest entry by W. Entries lie at most `horizon` ahead of the call that
   -- wrote them (a slot further away is not reserved), so this TTL never ends before the window of any entry
   -- written up to LOG_SLACK after it was set: a constant, so a later call only ever moves the end later.
   limit_ttl[j] = math.ceil((horizon + windows[j]) / 1000) + LOG_SLACK
   if kinds[j] ~= 'w' then all_w = false end
 end
-local n_at = 8 + 4 * L
-local n = tonumber(ARGV[n_at])
+local n = #ARGV / 2
 local stride = 2 + 2 * L
-local out = {now}
+-- One decision's answer has its 5 slots from the start (a table that grows is rebuilt on the way).
+local out = {now, 0, 0, 0, 0}
 -- (I4) A creator's line outlives its latest job's need (its slot + stale, or an admission + settle + stale):
 -- one constant TTL covering any slot within the horizon, so no call ever shortens another job's line.
 local order_ttl = math.ceil((math.max(horizon, settle) + stale) / 1000) + 900000
--- Trimming is for memory only (every count below is a range that ignores entries before now - W): a batch
--- trims each log it writes once; a single decision trims one call in eight (by the clock's microseconds).
+-- Trimming is for memory only (every count below is a range that ignores entries before now - W, every rank
+-- is from the top): a log is trimmed whenever a call gives it its TTL (at least once a minute while it is
+-- written, TTLs), and by every batch of TRIM_EVERY or more that writes it. Entries older than now - W are thus
+-- at most a minute's writes.
 local TRIM_EVERY = 8
-local trim = n >= TRIM_EVERY or now % TRIM_EVERY == 0
+local trim = n >= TRIM_EVERY
 
 -- One MGET: the breaker flag, the epoch, every job's state and the TTL mark of every sliding log of the call
 -- (in chunks, for very large batches). mark_at: a log's key -> where its mark is in the answer.
 local names = {KEYS[1], KEYS[2]}
-for i = 1, n do names[i + 2] = KEYS[4 + (i - 1) * stride] end
+for i = 1, n do names[i + 2] = KEYS[3 + (i - 1) * stride] end
 local mark_at = {}
 if all_w then
   local m = n + 2
   for i = 1, n do
-    local base = 3 + (i - 1) * stride
+    local base = 2 + (i - 1) * stride
     for j = 1, L do
       local key = KEYS[base + 2 + j]
       if mark_at[key] == nil then
@@ -161,20 +155,20 @@ local touched = {}
 local full = {}
 -- Limit keys a ZCOUNT of this call found holding an entry: they existed before this call wrote them.
 local known = {}
--- (I2) Per limit key, the entries at ranks max(0, N-1-n) .. N-1 from the top, descending, plus the entries
--- this call's new jobs added (at most n): the N-th latest entry is then the (N - max(0, N-1-n))-th of this
--- list (an entry above the fetched ranks is never below a fetched one, and at most n were added, so at least
--- one fetched entry is among the top n+1 of the list). One ZREVRANGE per call and key instead of one per job;
--- dropped whenever the library writes the log.
+-- (I2) Per limit key, the entries at ranks max(0, N-n) .. N-1 from the top, descending, plus the entries this
+-- call's new jobs added (fewer than n before the last job reads it): the N-th latest entry is then the
+-- (N - max(0, N-n))-th of this list (each added entry moves every fetched entry below it one rank down, in the
+-- log as in the list, and at least one fetched entry is still at or above that place). One ZREVRANGE per call
+-- and key instead of one per job (one entry for a single decision); dropped whenever the library writes the log.
 local tops = {}
 -- Everything off the common path (returning jobs, duplicates, leftovers, the breaker, token buckets), built
 -- in the main loop, at the one place that needs it, by the first record that does.
 local lib = nil
 
 for i = 1, n do
-  local base = 3 + (i - 1) * stride
-  local member = ARGV[n_at + 2 * i - 1]
-  local score = tonumber(ARGV[n_at + 2 * i])
+  local base = 2 + (i - 1) * stride
+  local member = ARGV[2 * i - 1]
+  local score = tonumber(ARGV[2 * i])
   if score == nil or score <= 0 then score = now end
   local state_key = KEYS[base + 1]
   local raw = written[state_key]
@@ -203,7 +197,7 @@ for i = 1, n do
           local b = epoch + w
           local z = tops[key]
           if z == nil then
-            local first = math.max(0, cap - 1 - n)
+            local first = math.max(0, cap - n)
             local r = call('ZREVRANGE', key, first, cap - 1, 'WITHSCORES')
             z = {skip = first}
             for k = 2, #r, 2 do z[k / 2] = tonumber(r[k]) end
@@ -222,16 +216,15 @@ for i = 1, n do
       c = next_c
     end
     local order_key = KEYS[base + 2]
-    local taken, line = nil, 1
+    local taken, line, lined = nil, 1, false
     if c <= now then
-      -- (I4) Is its creator's line empty? PEXPIRE answers that (0: no line) and gives an existing line its TTL
-      -- (below, a line this call already touched is only looked at).
-      if touched[order_key] then
-        line = call('EXISTS', order_key)
-      else
-        line = call('PEXPIRE', order_key, order_ttl)
-        if line == 1 then touched[order_key] = true end
-      end
+      -- (I4) Is its creator's line empty? The job joins the line, then PEXPIRE NX answers: 1 = the line had no
+      -- TTL, so this ZADD created it (every write that may create a line gives it its TTL in the same call,
+      -- TTLs), and the creator had no job in line. A line that was there gets its TTL renewed, once per call.
+      call('ZADD', order_key, score, member)
+      line = 1 - call('PEXPIRE', order_key, order_ttl, 'NX')
+      if line == 1 and not touched[order_key] then call('PEXPIRE', order_key, order_ttl) end
+      touched[order_key], lined = true, true
     end
     if line == 0 then
       -- (I1) Admitted now; (I4) alone in its creator's line, which it heads until marked forwarded.
@@ -259,10 +252,11 @@ for i = 1, n do
         end
         if not touched[key] then
           touched[key] = true
-          if trim then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[j]) end
           -- (I1, I2) TTLs: skipped only while the log's mark says a call gave it its TTL less than MARK_TTL ago,
           -- and only if the log existed before this write (so the mark cannot outlive the log it speaks of).
-          if not (known[key] and got[mark_at[key]]) then
+          local renew = not (known[key] and got[mark_at[key]])
+          if trim or renew then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[j]) end
+          if renew then
             call('PEXPIRE', key, limit_ttl[j])
             if known[key] then call('SET', KEYS[base + 2 + L + j], '1', 'PX', MARK_TTL) end
           end
@@ -275,10 +269,12 @@ for i = 1, n do
         written[state_key] = string.format('a %.0f', now)
         call('SET', state_key, written[state_key], 'PX', admitted_ttl)
       end
-      call('ZADD', order_key, score, member)
-      if not touched[order_key] then
-        touched[order_key] = true
-        call('PEXPIRE', order_key, order_ttl)
+      if not lined then
+        call('ZADD', order_key, score, member)
+        if not touched[order_key] then
+          touched[order_key] = true
+          call('PEXPIRE', order_key, order_ttl)
+        end
       end
       if status == 3 then
         -- The state lives as long as the job may hold its creator's line.
@@ -410,7 +406,7 @@ for i = 1, n do
               tops[key] = nil  -- (I2) the main loop's rank cache no longer describes this log
               if not touched[key] then
                 touched[key] = true
-                if trim then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
+                call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j]))
                 call('PEXPIRE', key, limit_ttl[j])
               end
             end
@@ -462,6 +458,8 @@ for i = 1, n do
             if kind == 'a' and now - at < settle then return head_wait end
             if kind == 'r' and at >= now - stale then return math.max(head_wait, at - now) end
             call('ZREM', order_key, head)
+            -- (TTLs) The line may be gone now: the next write of this call gives it its TTL again.
+            touched[order_key] = nil
           end
           return head_wait
         end
@@ -546,9 +544,7 @@ for i = 1, n do
     if status == nil then status, retry, slot, left = lib.decide(base, member, score, raw) end
     if left == nil then left = lib.remaining_now(base) end
   end
-  out[#out + 1] = status
-  out[#out + 1] = retry
-  out[#out + 1] = left
-  out[#out + 1] = slot
+  local o = 4 * i - 2
+  out[o], out[o + 1], out[o + 2], out[o + 3] = status, retry, left, slot
 end
 return out
