@@ -236,6 +236,7 @@ for i = 1, n do
     -- library's take, written out: the entry at `slot` in every limit. (I3) Added with NX: a job that already
     -- has an entry (a leftover) changes nothing and goes to the library. (I1) Trimmed only below now - W, after
     -- the write (the key exists when it gets its TTL).
+    local past = status == nil
     if status ~= nil then
       for j = 1, L do
         local key = KEYS[base + 2 + j]
@@ -283,6 +284,14 @@ for i = 1, n do
       end
       for j = 1, L do
         local r = math.max(0, caps[j] - counts[j] - taken)
+        if left == nil or r < left then left = r end
+      end
+    elseif past and call('ZSCORE', KEYS[base + 3], member) == false then
+      -- library's new_job past the horizon, written out: (I3) not a leftover (no entry in the first log), so
+      -- deferred without a slot; nothing is written. A backlog past the horizon costs no more than one within.
+      status, retry, slot = 5, horizon, 0
+      for j = 1, L do
+        local r = math.max(0, caps[j] - counts[j])
         if left == nil or r < left then left = r end
       end
     end
