@@ -153,6 +153,9 @@ if got[1] then breaker_pttl = call('PTTL', KEYS[1]) end
 local touched = {}
 -- Limit keys whose window around now + order settle a new job of this call found full (see the main loop).
 local full = {}
+-- Per limit key, the entries within W either side of now + order settle, counted by one ZCOUNT and kept up to
+-- date by this call's own adds (the main loop); dropped whenever the library writes the log.
+local counted = {}
 -- Limit keys a ZCOUNT of this call found holding an entry: they existed before this call wrote them.
 local known = {}
 -- (I2) Per limit key, the entries at ranks max(0, N-n) .. N-1 from the top, descending, plus the entries this
@@ -184,11 +187,17 @@ for i = 1, n do
         local key, w, cap = KEYS[base + 2 + j], windows[j], caps[j]
         -- (I1, I5) fits: fewer than N entries within W either side of c (none before epoch + W).
         -- In the first round c is the same for every new job of the call, and within a call entries are only
-        -- added or moved to now: a window found full around it stays full, so later jobs skip the ZCOUNT.
+        -- added or moved to now: a window found full around it stays full, so later jobs skip the ZCOUNT; one
+        -- that is not full is counted once, then by this call's adds (counted).
         local count = cap
         if epoch + w <= c and not (round == 1 and full[key]) then
-          count = call('ZCOUNT', key, c - w + 1, c + w - 1)
-          if count > 0 then known[key] = true end
+          if round == 1 and counted[key] then
+            count = counted[key]
+          else
+            count = call('ZCOUNT', key, c - w + 1, c + w - 1)
+            if count > 0 then known[key] = true end
+            if round == 1 then counted[key] = count end
+          end
           if round == 1 and count >= cap then full[key] = true end
         end
         if round == 1 then counts[j] = count end
@@ -250,6 +259,12 @@ for i = 1, n do
           local k = #z
           while k >= 1 and z[k] < slot do z[k + 1] = z[k] k = k - 1 end
           z[k + 1] = slot
+        end
+        -- (I1) The count around now + order settle, one more if the entry lies in it (a ZADD that moved an
+        -- existing entry of the member counts one too many: a count too high is safe).
+        local k0 = counted[key]
+        if k0 and slot > now + order_settle - windows[j] and slot < now + order_settle + windows[j] then
+          counted[key] = k0 + 1
         end
         if not touched[key] then
           touched[key] = true
@@ -413,6 +428,7 @@ for i = 1, n do
                 call('ZADD', key, fmt(c), member)
               end
               tops[key] = nil  -- (I2) the main loop's rank cache no longer describes this log
+              counted[key] = nil  -- (I1) nor its count
               if not touched[key] then
                 touched[key] = true
                 call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j]))

@@ -69,6 +69,11 @@ def test_limiter_single_decision_on_the_fast_path_runs_seven_commands(client: re
     seen: list[Status] = []
     assert commands(client, lambda: seen.append(limiter.decide(req("new")).status)) == ADMITTED
     assert seen == [Status.ADMITTED]
+    # The rest of the window in one batch: one count for all (then kept by the call's own adds), fewer per job.
+    rest = [req(f"b{k}") for k in range(7)]
+    batch = commands(client, lambda: seen.extend(d.status for d in limiter.decide_batch(rest)))
+    assert seen[-7:] == [Status.ADMITTED] * 7
+    assert batch["zcount"] == 1 and batch.total() / 7 < ADMITTED.total(), batch
     # With the production order settle (1 s) a new job always reserves a slot one settle ahead: as many commands.
     settled = fresh(client, order_settle_s=1.0)
     assert commands(client, lambda: seen.append(settled.decide(req("settled")).status)) == ADMITTED
