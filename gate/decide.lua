@@ -57,25 +57,29 @@
 --       now + horizon + W, after the window of any entry this call can write. A busy log pays its PEXPIRE (and
 --       its mark's SET) once a minute; a log nobody writes ends with its TTL, its mark a minute after it was set.
 
--- Cost (bench/gate/cost.py, "Redis time per decision"): everything below runs inside one EVALSHA and counts:
--- each redis.call (the command plus Redis' marshalling of its arguments and reply, which here costs several
--- times a small command itself) and the Lua work Redis redoes on every call (tables, closures, formatting).
--- A call reads all it can in one MGET (breaker flag, epoch, every job state of the batch, every log's TTL
--- mark; the breaker's PTTL only while it is open), trims a log only now and then (every count is a range:
--- stale entries never count), sets a log's TTL only as TTLs above says, learns that a new job is a leftover
--- from its own ZADD NX rather than a ZSCORE first, and learns whether a creator's line is empty from the
--- line's own PEXPIRE (0: no line), which gives an existing line its TTL at the same time. Scores and bounds
--- go to Redis as numbers, which Redis prints itself (all times are whole us, so an open bound (a is a + 1).
--- The common case, a new job under sliding limits, is written out in the main loop; everything else lives in
--- the library, built only by a call that needs it: Redis runs this body on every call, and each
--- `local function` costs a closure every time. A new job costs ZCOUNT (once the window is found full, no more
--- in this call), ZADD NX, ZADD in its creator's line and SET of its state, plus, once per creator and call,
--- the line's PEXPIRE (and, when it could go now, the check above: a new line costs both); a call adds TIME,
--- MGET, one ZREVRANGE per log when throttled and, in batches and 1 in 8 single calls, a trim.
+-- Cost (bench/gate/cost.py, "Redis time per decision"; tests/gate/test_cost.py counts the commands): everything
+-- below runs inside one EVALSHA and counts: each redis.call (the command plus Redis' marshalling of its
+-- arguments and reply: the part that dominates; this body's own Lua work, beside the same commands written
+-- straight, adds about 5 %) and the Lua work Redis redoes on every call. The limiter's constants are written
+-- into the script (CONFIG), so a call parses only its records. A call reads all it can in one MGET (breaker
+-- flag, epoch, every job state of the batch, every log's TTL mark; the breaker's PTTL only while it is open),
+-- trims a log only when it sets its TTL or in a batch (every count is a range: stale entries never count), sets
+-- a log's TTL only as TTLs above says, learns that a new job is a leftover from its own ZADD NX rather than a
+-- ZSCORE first, and learns whether a creator's line was empty from the PEXPIRE NX after the job's own ZADD in
+-- it (1: the line had no TTL, so the ZADD created it). Scores and bounds go to Redis as numbers, which Redis
+-- prints itself (all times are whole us, so an open bound (a is a + 1). The common case, a new job under
+-- sliding limits (admitted, reserved, or deferred past the horizon), is written out in the main loop;
+-- everything else lives in the library, built only by a call that needs it: Redis runs this body on every
+-- call, and each `local function` costs a closure every time. Every command is O(log n) in the log's size
+-- (a count or a rank, never a scan of the reservations), and their number does not grow with the backlog.
+-- A single new job: TIME, MGET, ZCOUNT, ZADD NX in its log, SET of its state, and its creator's line: ZADD +
+-- PEXPIRE NX when it could go now (7 commands), ZADD + PEXPIRE and the rank (ZREVRANGE) when throttled (8);
+-- past the horizon TIME, MGET, ZCOUNT, ZREVRANGE and ZSCORE, no write (5). A batch pays TIME, MGET, the count
+-- and the rank once per log (then it counts its own adds), about 4.5 per job.
 -- What cannot go: the plain sliding-log control runs 5 commands when it admits and 3 when it rejects, and
 -- writes one log. A decision here writes three things, each a guarantee: its log entry (I1, I2), its state
--- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET and the
--- count, and, when throttled, the rank bound. A single decision runs 8 commands, a job of a batch 4 to 6.
+-- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET (the
+-- state: duplicates, I3; the epoch: I5; the breaker) and the count, and, when throttled, the rank bound.
 
 local call = redis.call
 local t = call('TIME')
