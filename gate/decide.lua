@@ -74,8 +74,10 @@
 -- (a count or a rank, never a scan of the reservations), and their number does not grow with the backlog.
 -- A single new job: TIME, MGET, ZCOUNT, ZADD NX in its log, SET of its state, and its creator's line: ZADD +
 -- PEXPIRE NX when it could go now (7 commands), ZADD + PEXPIRE and the rank (ZREVRANGE) when throttled (8);
--- past the horizon TIME, MGET, ZCOUNT, ZREVRANGE and ZSCORE, no write (5). A batch pays TIME, MGET, the count
--- and the rank once per log (then it counts its own adds), about 4.5 per job.
+-- past the horizon TIME, MGET, ZCOUNT, ZREVRANGE and ZSCORE, no write (5). A reserved job whose slot has come
+-- (the library): TIME, MGET, its line's head, the window's count, its entry moved to now, its state, its place
+-- in line kept (7). A batch pays TIME, MGET, the count and the rank once per log (then it counts its own adds),
+-- about 4.5 per job.
 -- What cannot go: the plain sliding-log control runs 5 commands when it admits and 3 when it rejects, and
 -- writes one log. A decision here writes three things, each a guarantee: its log entry (I1, I2), its state
 -- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET (the
@@ -367,6 +369,7 @@ for i = 1, n do
             return (bucket_state(key, caps[j], windows[j])) >= 1 or c > now, 0
           end
           local count = call('ZCOUNT', key, '(' .. fmt(c - windows[j]), '(' .. fmt(c + windows[j]))
+          if count > 0 then known[key] = true end
           return count < caps[j], count
         end
 
@@ -396,6 +399,7 @@ for i = 1, n do
           if kinds[j] == 'b' then return 0, nil end
           local lo = now - windows[j]
           local c = call('ZCOUNT', key, '(' .. fmt(lo), fmt(now))
+          if c > 0 then known[key] = true end
           if own ~= nil and own > lo and own <= now then c = c - 1 end
           if c < caps[j] then return 0, c end
           local first = call('ZRANGEBYSCORE', key, '(' .. fmt(lo), fmt(now), 'WITHSCORES', 'LIMIT', c - caps[j], 1)
@@ -435,8 +439,14 @@ for i = 1, n do
               counted[key] = nil  -- (I1) nor its count
               if not touched[key] then
                 touched[key] = true
-                call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j]))
-                call('PEXPIRE', key, limit_ttl[j])
+                -- (I1, I2) TTLs and trimming as in the main loop: a log this call counted holding an entry, whose
+                -- mark exists, keeps its TTL.
+                local renew = not (known[key] and mark_at[key] and got[mark_at[key]])
+                if trim or renew then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
+                if renew then
+                  call('PEXPIRE', key, limit_ttl[j])
+                  if known[key] and mark_at[key] then call('SET', KEYS[base + 2 + L + j], '1', 'PX', MARK_TTL) end
+                end
               end
             end
           end

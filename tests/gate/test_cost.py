@@ -22,6 +22,9 @@ ADMITTED = Counter({"time": 1, "mget": 1, "zcount": 1, "zadd": 2, "pexpire": 1, 
 RESERVED = ADMITTED + Counter({"zrevrange": 1})
 # Past the reservation horizon: the reads, and ZSCORE (a leftover entry would make it a returning job); no write.
 PAST_HORIZON = Counter({"time": 1, "mget": 1, "zcount": 1, "zrevrange": 1, "zscore": 1})
+# A reserved job whose slot has come (here: the redelivery after a failed send): the clock, the MGET, the head of
+# its creator's line, the window's count, its own entry moved to now, its state, and its place in line kept (NX).
+RETURNING = Counter({"time": 1, "mget": 1, "zrange": 1, "zcount": 1, "zadd": 2, "set": 1})
 BACKLOG = 10_000
 
 
@@ -78,6 +81,15 @@ def test_limiter_single_decision_on_the_fast_path_runs_seven_commands(client: re
     settled = fresh(client, order_settle_s=1.0)
     assert commands(client, lambda: seen.append(settled.decide(req("settled")).status)) == ADMITTED
     assert seen[-1] is Status.DEFERRED_RESERVED
+
+
+def test_limiter_returning_job_runs_seven_commands(client: redis.Redis) -> None:
+    limiter = fresh(client)
+    assert limiter.decide(req("job")).allowed
+    limiter.send_failed([req("job")])
+    seen: list[Status] = []
+    assert commands(client, lambda: seen.append(limiter.decide(req("job")).status)) == RETURNING
+    assert seen == [Status.ADMITTED_RESERVED]
 
 
 def test_limiter_decision_costs_the_same_commands_at_a_backlog_of_10000(client: redis.Redis) -> None:
