@@ -77,7 +77,7 @@
 -- past the horizon TIME, MGET, ZCOUNT, ZREVRANGE and ZSCORE, no write (5). A reserved job whose slot has come
 -- (the library): TIME, MGET, its line's head, the window's count, its entry moved to now, its state, its place
 -- in line kept (7). A batch pays TIME, MGET, the count and the rank once per log (then it counts its own adds),
--- about 4.5 per job.
+-- and writes a log its new jobs share in one ZADD (after one ZMSCORE, pend): about 3.7 per job.
 -- What cannot go: the plain sliding-log control runs 5 commands when it admits and 3 when it rejects, and
 -- writes one log. A decision here writes three things, each a guarantee: its log entry (I1, I2), its state
 -- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET (the
@@ -174,6 +174,48 @@ local tops = {}
 -- in the main loop, at the one place that needs it, by the first record that does.
 local lib = nil
 
+-- A batch writes the new entries of a log that two or more of its new jobs share (the global one, say) in one
+-- ZADD (pend: key -> score, member, ...), not one each. (I3) Their leftovers are known first, from one ZMSCORE
+-- per such log (leftover: key -> member -> true). (I1, I2) Whatever reads or writes such a log in Redis (a
+-- count, a rank, the library) comes after flush: the log then holds every entry this call decided.
+local pend, leftover, flush = {}, {}, nil
+if n > 1 and all_w and breaker_pttl == -2 then
+  local members, shared = {}, {}
+  for i = 1, n do
+    local key = KEYS[3 + (i - 1) * stride + 2]
+    if not got[i + 2] then
+      local list = members[key]
+      if list == nil then list = {} members[key] = list end
+      list[#list + 1] = ARGV[2 * i - 1]
+      if #list == 2 then shared[#shared + 1] = key end
+    end
+  end
+  for _, key in ipairs(shared) do
+    local list, found = members[key], {}
+    local scores = call('ZMSCORE', key, unpack(list))
+    for k = 1, #list do
+      if scores[k] then found[list[k]] = true end
+    end
+    leftover[key], pend[key] = found, {}
+  end
+  -- (TTLs) A log gets its TTL (and its trim) after its first write reaches Redis: here, for a pending log.
+  flush = function(key)
+    local p = pend[key]
+    if p == nil or #p == 0 then return end
+    call('ZADD', key, unpack(p))
+    pend[key] = {}
+    if not touched[key] then
+      touched[key] = true
+      local renew = not (known[key] and got[mark_at[key]])
+      if trim or renew then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[1]) end
+      if renew then
+        call('PEXPIRE', key, limit_ttl[1])
+        if known[key] then call('SET', names[mark_at[key]], '1', 'PX', MARK_TTL) end
+      end
+    end
+  end
+end
+
 for i = 1, n do
   local base = 2 + (i - 1) * stride
   local member = ARGV[2 * i - 1]
@@ -200,6 +242,7 @@ for i = 1, n do
           if round == 1 and counted[key] then
             count = counted[key]
           else
+            if pend[key] then flush(key) end
             count = call('ZCOUNT', key, c - w + 1, c + w - 1)
             if count > 0 then known[key] = true end
             if round == 1 then counted[key] = count end
@@ -212,6 +255,7 @@ for i = 1, n do
           local b = epoch + w
           local z = tops[key]
           if z == nil then
+            if pend[key] then flush(key) end
             local first = math.max(0, cap - n)
             local r = call('ZREVRANGE', key, first, cap - 1, 'WITHSCORES')
             z = {skip = first}
@@ -255,7 +299,13 @@ for i = 1, n do
     if status ~= nil then
       for j = 1, L do
         local key = KEYS[base + 2 + j]
-        if j == 1 then
+        local p = pend[key]
+        if p then
+          -- One ZADD for the batch (flush); (I3) a leftover goes to the library, as a failed NX would.
+          if leftover[key][member] then status = nil break end
+          p[#p + 1] = slot
+          p[#p + 1] = member
+        elseif j == 1 then
           if call('ZADD', key, 'NX', slot, member) == 0 then status = nil break end
         else
           call('ZADD', key, slot, member)
@@ -272,7 +322,7 @@ for i = 1, n do
         if k0 and slot > now + order_settle - windows[j] and slot < now + order_settle + windows[j] then
           counted[key] = k0 + 1
         end
-        if not touched[key] then
+        if not touched[key] and not p then  -- (a pending log gets its TTL in flush)
           touched[key] = true
           -- (I1, I2) TTLs: skipped only while the log's mark says a call gave it its TTL less than MARK_TTL ago,
           -- and only if the log existed before this write (so the mark cannot outlive the log it speaks of).
@@ -318,6 +368,7 @@ for i = 1, n do
     end
   end
   if status == nil or left == nil then
+    if flush then for key in pairs(pend) do flush(key) end end
     if lib == nil then
       lib = (function()
         local function fmt(x) return string.format('%.0f', x) end
@@ -586,4 +637,5 @@ for i = 1, n do
   local o = 4 * i - 2
   out[o], out[o + 1], out[o + 2], out[o + 3] = status, retry, left, slot
 end
+if flush then for key in pairs(pend) do flush(key) end end
 return out
