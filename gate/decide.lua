@@ -1,25 +1,26 @@
 -- decide.lua: admit, reserve or defer a batch of jobs against several limits, atomically, in O(log n) per job.
--- Loaded once and run with EVALSHA by gate/limiter.py. Key names come from common/redis_keys.py.
+-- Loaded once and run with EVALSHA by gate/limiter.py, which writes the limiter's constants in the CONFIG line
+-- below (they are the same for every call of one limiter, so they cost no argument parsing: the script's SHA
+-- is per configuration). Key names come from common/redis_keys.py.
 --
 -- KEYS[1]            circuit-breaker flag (exists = open; PTTL = remaining open time)
 -- KEYS[2]            limiter epoch (missing = Redis lost the limiter's memory: the last W counts as full)
--- KEYS[3]            (unused, kept so the key layout stays stable: a job's place in its creator's line is now
---                    its producer's send time, not a counter)
 -- per record i       KEYS[b+1] job state, KEYS[b+2] the creator's order set, KEYS[b+3 .. b+2+L] limit keys,
---                    KEYS[b+3+L .. b+2+2L] their TTL marks (see "TTLs" below), with b = 3 + (i-1) * (2 + 2L)
--- ARGV[1]            breaker retry (ms) when the flag has no TTL
--- ARGV[2]            reservation horizon (us): slots further away are not reserved
--- ARGV[3]            settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
--- ARGV[4]            admitted-state TTL (ms): how long an admitted job is remembered (duplicates stay harmless)
--- ARGV[5]            stale (us): a waiting job whose slot passed this long ago no longer holds back its creator
--- ARGV[6]            order settle (us): a new job is not admitted before the gate has known it this long, so
+--                    KEYS[b+3+L .. b+2+2L] their TTL marks (see "TTLs" below), with b = 2 + (i-1) * (2 + 2L)
+-- ARGV               per record: member (the job's stable identity) and its order score (the producer's send
+--                    time, us: a creator's jobs go in this order)
+-- CONFIG (locals)    breaker_default_us: breaker retry (us) when the flag has no TTL
+--                    horizon (us): slots further away are not reserved
+--                    settle (us): a duplicate of a just-admitted job waits this long for the first copy's send
+--                    admitted_ttl (ms): how long an admitted job is remembered (duplicates stay harmless)
+--                    stale (us): a waiting job whose slot passed this long ago no longer holds back its creator
+--                    order_settle (us): a new job is not admitted before the gate has known it this long, so
 --                    that an earlier job of its creator, received by another invocation at about the same time
 --                    (fresh jobs, or a backlog returning to both pollers at once), is registered first and goes
 --                    first (0: admit at once when its creator has no job in line)
--- ARGV[7]            L, number of limits; then per limit: kind ('w' sliding | 'b' token bucket), N, W (us),
---                    G (us): slack added between consecutive groups of N future slots, absorbing return lag
--- ARGV[8+4L]         n, number of records; then per record: member (the job's stable identity) and its order
---                    score (the producer's send time, us: a creator's jobs go in this order)
+--                    L, the number of limits; per limit j: kinds[j] ('w' sliding | 'b' token bucket), caps[j]
+--                    N, windows[j] W (us), guards[j] G (us): slack added between consecutive groups of N future
+--                    slots, absorbing return lag
 --
 -- Returns {now_us, then per record: status, retry_us, remaining, slot_us}. Status codes are Status in
 -- gate/limiter.py. Time is Redis TIME; the caller's clock is never used.
@@ -56,71 +57,70 @@
 --       now + horizon + W, after the window of any entry this call can write. A busy log pays its PEXPIRE (and
 --       its mark's SET) once a minute; a log nobody writes ends with its TTL, its mark a minute after it was set.
 
--- Cost (bench/gate/cost.py, "Redis time per decision"): everything below runs inside one EVALSHA and counts:
--- each redis.call (the command plus Redis' marshalling of its arguments and reply, which here costs several
--- times a small command itself) and the Lua work Redis redoes on every call (tables, closures, formatting).
--- A call reads all it can in one MGET (breaker flag, epoch, every job state of the batch, every log's TTL
--- mark; the breaker's PTTL only while it is open), trims a log only now and then (every count is a range:
--- stale entries never count), sets a log's TTL only as TTLs above says, learns that a new job is a leftover
--- from its own ZADD NX rather than a ZSCORE first, and learns whether a creator's line is empty from the
--- line's own PEXPIRE (0: no line), which gives an existing line its TTL at the same time. Scores and bounds
--- go to Redis as numbers, which Redis prints itself (all times are whole us, so an open bound (a is a + 1).
--- The common case, a new job under sliding limits, is written out in the main loop; everything else lives in
--- the library, built only by a call that needs it: Redis runs this body on every call, and each
--- `local function` costs a closure every time. A new job costs ZCOUNT (once the window is found full, no more
--- in this call), ZADD NX, ZADD in its creator's line and SET of its state, plus, once per creator and call,
--- the line's PEXPIRE (and, when it could go now, the check above: a new line costs both); a call adds TIME,
--- MGET, one ZREVRANGE per log when throttled and, in batches and 1 in 8 single calls, a trim.
+-- Cost (bench/gate/cost.py, "Redis time per decision"; tests/gate/test_cost.py counts the commands): everything
+-- below runs inside one EVALSHA and counts: each redis.call (the command plus Redis' marshalling of its
+-- arguments and reply: the part that dominates; this body's own Lua work, beside the same commands written
+-- straight, adds about 5 %) and the Lua work Redis redoes on every call. The limiter's constants are written
+-- into the script (CONFIG), so a call parses only its records. A call reads all it can in one MGET (breaker
+-- flag, epoch, every job state of the batch, every log's TTL mark; the breaker's PTTL only while it is open),
+-- trims a log only when it sets its TTL or in a batch (every count is a range: stale entries never count), sets
+-- a log's TTL only as TTLs above says, learns that a new job is a leftover from its own ZADD NX rather than a
+-- ZSCORE first, and learns whether a creator's line was empty from the PEXPIRE NX after the job's own ZADD in
+-- it (1: the line had no TTL, so the ZADD created it). Scores and bounds go to Redis as numbers, which Redis
+-- prints itself (all times are whole us, so an open bound (a is a + 1). The common case, a new job under
+-- sliding limits (admitted, reserved, or deferred past the horizon), is written out in the main loop;
+-- everything else lives in the library, built only by a call that needs it: Redis runs this body on every
+-- call, and each `local function` costs a closure every time. Every command is O(log n) in the log's size
+-- (a count or a rank, never a scan of the reservations), and their number does not grow with the backlog.
+-- A single new job: TIME, MGET, ZCOUNT, ZADD NX in its log, SET of its state, and its creator's line: ZADD +
+-- PEXPIRE NX when it could go now (7 commands), ZADD + PEXPIRE and the rank (ZREVRANGE) when throttled (8);
+-- past the horizon TIME, MGET, ZCOUNT, ZREVRANGE and ZSCORE, no write (5). A reserved job whose slot has come
+-- (the library): TIME, MGET, its line's head, the window's count, its entry moved to now, its state, its place
+-- in line kept (7). A batch pays TIME, MGET, the count and the rank once per log (then it counts its own adds),
+-- and writes a log its new jobs share in one ZADD (after one ZMSCORE, pend): about 3.7 per job.
 -- What cannot go: the plain sliding-log control runs 5 commands when it admits and 3 when it rejects, and
 -- writes one log. A decision here writes three things, each a guarantee: its log entry (I1, I2), its state
--- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET and the
--- count, and, when throttled, the rank bound. A single decision runs 8 commands, a job of a batch 4 to 6.
+-- (I3) and its place in its creator's line with that line's TTL (I4, TTLs); it reads TIME, the MGET (the
+-- state: duplicates, I3; the epoch: I5; the breaker) and the count, and, when throttled, the rank bound.
 
 local call = redis.call
 local t = call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local breaker_default_us = tonumber(ARGV[1]) * 1000
-local horizon = tonumber(ARGV[2])
-local settle = tonumber(ARGV[3])
-local admitted_ttl = tonumber(ARGV[4])
-local stale = tonumber(ARGV[5])
-local order_settle = tonumber(ARGV[6])
-local L = tonumber(ARGV[7])
-local kinds, caps, windows, guards, limit_ttl = {}, {}, {}, {}, {}
+local now = t[1] * 1000000 + t[2]
+--@CONFIG@
+local limit_ttl = {}
 -- (TTLs, above) In ms; MARK_TTL < LOG_SLACK by a second, for the time between the two writes.
 local LOG_SLACK, MARK_TTL = 60000, 59000
 local all_w = true  -- every limit is a sliding log (the algorithm is one for all limits)
 for j = 1, L do
-  local at = 4 * j + 4
-  kinds[j], caps[j], windows[j], guards[j] = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]),
-    tonumber(ARGV[at + 3])
   -- (I1, I2) A log must outlive its latest entry by W. Entries lie at most `horizon` ahead of the call that
   -- wrote them (a slot further away is not reserved), so this TTL never ends before the window of any entry
   -- written up to LOG_SLACK after it was set: a constant, so a later call only ever moves the end later.
   limit_ttl[j] = math.ceil((horizon + windows[j]) / 1000) + LOG_SLACK
   if kinds[j] ~= 'w' then all_w = false end
 end
-local n_at = 8 + 4 * L
-local n = tonumber(ARGV[n_at])
+local n = #ARGV / 2
 local stride = 2 + 2 * L
-local out = {now}
+-- One decision's answer has its 5 slots from the start (a table that grows is rebuilt on the way).
+local out = {now, 0, 0, 0, 0}
 -- (I4) A creator's line outlives its latest job's need (its slot + stale, or an admission + settle + stale):
 -- one constant TTL covering any slot within the horizon, so no call ever shortens another job's line.
 local order_ttl = math.ceil((math.max(horizon, settle) + stale) / 1000) + 900000
--- Trimming is for memory only (every count below is a range that ignores entries before now - W): a batch
--- trims each log it writes once; a single decision trims one call in eight (by the clock's microseconds).
+-- Trimming is for memory only (every count below is a range that ignores entries before now - W, every rank
+-- is from the top): a log is trimmed whenever a call gives it its TTL (at least once a minute while it is
+-- written, TTLs), and by every batch of TRIM_EVERY or more that writes it. Entries older than now - W are thus
+-- at most a minute's writes.
 local TRIM_EVERY = 8
-local trim = n >= TRIM_EVERY or now % TRIM_EVERY == 0
+local trim = n >= TRIM_EVERY
 
 -- One MGET: the breaker flag, the epoch, every job's state and the TTL mark of every sliding log of the call
 -- (in chunks, for very large batches). mark_at: a log's key -> where its mark is in the answer.
 local names = {KEYS[1], KEYS[2]}
-for i = 1, n do names[i + 2] = KEYS[4 + (i - 1) * stride] end
+for i = 1, n do names[i + 2] = KEYS[3 + (i - 1) * stride] end
 local mark_at = {}
 if all_w then
   local m = n + 2
   for i = 1, n do
-    local base = 3 + (i - 1) * stride
+    local base = 2 + (i - 1) * stride
     for j = 1, L do
       local key = KEYS[base + 2 + j]
       if mark_at[key] == nil then
@@ -159,22 +159,67 @@ if got[1] then breaker_pttl = call('PTTL', KEYS[1]) end
 local touched = {}
 -- Limit keys whose window around now + order settle a new job of this call found full (see the main loop).
 local full = {}
+-- Per limit key, the entries within W either side of now + order settle, counted by one ZCOUNT and kept up to
+-- date by this call's own adds (the main loop); dropped whenever the library writes the log.
+local counted = {}
 -- Limit keys a ZCOUNT of this call found holding an entry: they existed before this call wrote them.
 local known = {}
--- (I2) Per limit key, the entries at ranks max(0, N-1-n) .. N-1 from the top, descending, plus the entries
--- this call's new jobs added (at most n): the N-th latest entry is then the (N - max(0, N-1-n))-th of this
--- list (an entry above the fetched ranks is never below a fetched one, and at most n were added, so at least
--- one fetched entry is among the top n+1 of the list). One ZREVRANGE per call and key instead of one per job;
--- dropped whenever the library writes the log.
+-- (I2) Per limit key, the entries at ranks max(0, N-n) .. N-1 from the top, descending, plus the entries this
+-- call's new jobs added (fewer than n before the last job reads it): the N-th latest entry is then the
+-- (N - max(0, N-n))-th of this list (each added entry moves every fetched entry below it one rank down, in the
+-- log as in the list, and at least one fetched entry is still at or above that place). One ZREVRANGE per call
+-- and key instead of one per job (one entry for a single decision); dropped whenever the library writes the log.
 local tops = {}
 -- Everything off the common path (returning jobs, duplicates, leftovers, the breaker, token buckets), built
 -- in the main loop, at the one place that needs it, by the first record that does.
 local lib = nil
 
+-- A batch writes the new entries of a log that two or more of its new jobs share (the global one, say) in one
+-- ZADD (pend: key -> score, member, ...), not one each. (I3) Their leftovers are known first, from one ZMSCORE
+-- per such log (leftover: key -> member -> true). (I1, I2) Whatever reads or writes such a log in Redis (a
+-- count, a rank, the library) comes after flush: the log then holds every entry this call decided.
+local pend, leftover, flush = {}, {}, nil
+if n > 1 and all_w and breaker_pttl == -2 then
+  local members, shared = {}, {}
+  for i = 1, n do
+    local key = KEYS[3 + (i - 1) * stride + 2]
+    if not got[i + 2] then
+      local list = members[key]
+      if list == nil then list = {} members[key] = list end
+      list[#list + 1] = ARGV[2 * i - 1]
+      if #list == 2 then shared[#shared + 1] = key end
+    end
+  end
+  for _, key in ipairs(shared) do
+    local list, found = members[key], {}
+    local scores = call('ZMSCORE', key, unpack(list))
+    for k = 1, #list do
+      if scores[k] then found[list[k]] = true end
+    end
+    leftover[key], pend[key] = found, {}
+  end
+  -- (TTLs) A log gets its TTL (and its trim) after its first write reaches Redis: here, for a pending log.
+  flush = function(key)
+    local p = pend[key]
+    if p == nil or #p == 0 then return end
+    call('ZADD', key, unpack(p))
+    pend[key] = {}
+    if not touched[key] then
+      touched[key] = true
+      local renew = not (known[key] and got[mark_at[key]])
+      if trim or renew then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[1]) end
+      if renew then
+        call('PEXPIRE', key, limit_ttl[1])
+        if known[key] then call('SET', names[mark_at[key]], '1', 'PX', MARK_TTL) end
+      end
+    end
+  end
+end
+
 for i = 1, n do
-  local base = 3 + (i - 1) * stride
-  local member = ARGV[n_at + 2 * i - 1]
-  local score = tonumber(ARGV[n_at + 2 * i])
+  local base = 2 + (i - 1) * stride
+  local member = ARGV[2 * i - 1]
+  local score = tonumber(ARGV[2 * i])
   if score == nil or score <= 0 then score = now end
   local state_key = KEYS[base + 1]
   local raw = written[state_key]
@@ -190,11 +235,18 @@ for i = 1, n do
         local key, w, cap = KEYS[base + 2 + j], windows[j], caps[j]
         -- (I1, I5) fits: fewer than N entries within W either side of c (none before epoch + W).
         -- In the first round c is the same for every new job of the call, and within a call entries are only
-        -- added or moved to now: a window found full around it stays full, so later jobs skip the ZCOUNT.
+        -- added or moved to now: a window found full around it stays full, so later jobs skip the ZCOUNT; one
+        -- that is not full is counted once, then by this call's adds (counted).
         local count = cap
         if epoch + w <= c and not (round == 1 and full[key]) then
-          count = call('ZCOUNT', key, c - w + 1, c + w - 1)
-          if count > 0 then known[key] = true end
+          if round == 1 and counted[key] then
+            count = counted[key]
+          else
+            if pend[key] then flush(key) end
+            count = call('ZCOUNT', key, c - w + 1, c + w - 1)
+            if count > 0 then known[key] = true end
+            if round == 1 then counted[key] = count end
+          end
           if round == 1 and count >= cap then full[key] = true end
         end
         if round == 1 then counts[j] = count end
@@ -203,7 +255,8 @@ for i = 1, n do
           local b = epoch + w
           local z = tops[key]
           if z == nil then
-            local first = math.max(0, cap - 1 - n)
+            if pend[key] then flush(key) end
+            local first = math.max(0, cap - n)
             local r = call('ZREVRANGE', key, first, cap - 1, 'WITHSCORES')
             z = {skip = first}
             for k = 2, #r, 2 do z[k / 2] = tonumber(r[k]) end
@@ -222,16 +275,15 @@ for i = 1, n do
       c = next_c
     end
     local order_key = KEYS[base + 2]
-    local taken, line = nil, 1
+    local taken, line, lined = nil, 1, false
     if c <= now then
-      -- (I4) Is its creator's line empty? PEXPIRE answers that (0: no line) and gives an existing line its TTL
-      -- (below, a line this call already touched is only looked at).
-      if touched[order_key] then
-        line = call('EXISTS', order_key)
-      else
-        line = call('PEXPIRE', order_key, order_ttl)
-        if line == 1 then touched[order_key] = true end
-      end
+      -- (I4) Is its creator's line empty? The job joins the line, then PEXPIRE NX answers: 1 = the line had no
+      -- TTL, so this ZADD created it (every write that may create a line gives it its TTL in the same call,
+      -- TTLs), and the creator had no job in line. A line that was there gets its TTL renewed, once per call.
+      call('ZADD', order_key, score, member)
+      line = 1 - call('PEXPIRE', order_key, order_ttl, 'NX')
+      if line == 1 and not touched[order_key] then call('PEXPIRE', order_key, order_ttl) end
+      touched[order_key], lined = true, true
     end
     if line == 0 then
       -- (I1) Admitted now; (I4) alone in its creator's line, which it heads until marked forwarded.
@@ -243,10 +295,17 @@ for i = 1, n do
     -- library's take, written out: the entry at `slot` in every limit. (I3) Added with NX: a job that already
     -- has an entry (a leftover) changes nothing and goes to the library. (I1) Trimmed only below now - W, after
     -- the write (the key exists when it gets its TTL).
+    local past = status == nil
     if status ~= nil then
       for j = 1, L do
         local key = KEYS[base + 2 + j]
-        if j == 1 then
+        local p = pend[key]
+        if p then
+          -- One ZADD for the batch (flush); (I3) a leftover goes to the library, as a failed NX would.
+          if leftover[key][member] then status = nil break end
+          p[#p + 1] = slot
+          p[#p + 1] = member
+        elseif j == 1 then
           if call('ZADD', key, 'NX', slot, member) == 0 then status = nil break end
         else
           call('ZADD', key, slot, member)
@@ -257,12 +316,19 @@ for i = 1, n do
           while k >= 1 and z[k] < slot do z[k + 1] = z[k] k = k - 1 end
           z[k + 1] = slot
         end
-        if not touched[key] then
+        -- (I1) The count around now + order settle, one more if the entry lies in it (a ZADD that moved an
+        -- existing entry of the member counts one too many: a count too high is safe).
+        local k0 = counted[key]
+        if k0 and slot > now + order_settle - windows[j] and slot < now + order_settle + windows[j] then
+          counted[key] = k0 + 1
+        end
+        if not touched[key] and not p then  -- (a pending log gets its TTL in flush)
           touched[key] = true
-          if trim then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[j]) end
           -- (I1, I2) TTLs: skipped only while the log's mark says a call gave it its TTL less than MARK_TTL ago,
           -- and only if the log existed before this write (so the mark cannot outlive the log it speaks of).
-          if not (known[key] and got[mark_at[key]]) then
+          local renew = not (known[key] and got[mark_at[key]])
+          if trim or renew then call('ZREMRANGEBYSCORE', key, '-inf', now - windows[j]) end
+          if renew then
             call('PEXPIRE', key, limit_ttl[j])
             if known[key] then call('SET', KEYS[base + 2 + L + j], '1', 'PX', MARK_TTL) end
           end
@@ -275,10 +341,12 @@ for i = 1, n do
         written[state_key] = string.format('a %.0f', now)
         call('SET', state_key, written[state_key], 'PX', admitted_ttl)
       end
-      call('ZADD', order_key, score, member)
-      if not touched[order_key] then
-        touched[order_key] = true
-        call('PEXPIRE', order_key, order_ttl)
+      if not lined then
+        call('ZADD', order_key, score, member)
+        if not touched[order_key] then
+          touched[order_key] = true
+          call('PEXPIRE', order_key, order_ttl)
+        end
       end
       if status == 3 then
         -- The state lives as long as the job may hold its creator's line.
@@ -289,9 +357,18 @@ for i = 1, n do
         local r = math.max(0, caps[j] - counts[j] - taken)
         if left == nil or r < left then left = r end
       end
+    elseif past and call('ZSCORE', KEYS[base + 3], member) == false then
+      -- library's new_job past the horizon, written out: (I3) not a leftover (no entry in the first log), so
+      -- deferred without a slot; nothing is written. A backlog past the horizon costs no more than one within.
+      status, retry, slot = 5, horizon, 0
+      for j = 1, L do
+        local r = math.max(0, caps[j] - counts[j])
+        if left == nil or r < left then left = r end
+      end
     end
   end
   if status == nil or left == nil then
+    if flush then for key in pairs(pend) do flush(key) end end
     if lib == nil then
       lib = (function()
         local function fmt(x) return string.format('%.0f', x) end
@@ -343,6 +420,7 @@ for i = 1, n do
             return (bucket_state(key, caps[j], windows[j])) >= 1 or c > now, 0
           end
           local count = call('ZCOUNT', key, '(' .. fmt(c - windows[j]), '(' .. fmt(c + windows[j]))
+          if count > 0 then known[key] = true end
           return count < caps[j], count
         end
 
@@ -372,6 +450,7 @@ for i = 1, n do
           if kinds[j] == 'b' then return 0, nil end
           local lo = now - windows[j]
           local c = call('ZCOUNT', key, '(' .. fmt(lo), fmt(now))
+          if c > 0 then known[key] = true end
           if own ~= nil and own > lo and own <= now then c = c - 1 end
           if c < caps[j] then return 0, c end
           local first = call('ZRANGEBYSCORE', key, '(' .. fmt(lo), fmt(now), 'WITHSCORES', 'LIMIT', c - caps[j], 1)
@@ -408,10 +487,17 @@ for i = 1, n do
                 call('ZADD', key, fmt(c), member)
               end
               tops[key] = nil  -- (I2) the main loop's rank cache no longer describes this log
+              counted[key] = nil  -- (I1) nor its count
               if not touched[key] then
                 touched[key] = true
-                if trim then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
-                call('PEXPIRE', key, limit_ttl[j])
+                -- (I1, I2) TTLs and trimming as in the main loop: a log this call counted holding an entry, whose
+                -- mark exists, keeps its TTL.
+                local renew = not (known[key] and mark_at[key] and got[mark_at[key]])
+                if trim or renew then call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - windows[j])) end
+                if renew then
+                  call('PEXPIRE', key, limit_ttl[j])
+                  if known[key] and mark_at[key] then call('SET', KEYS[base + 2 + L + j], '1', 'PX', MARK_TTL) end
+                end
               end
             end
           end
@@ -462,6 +548,8 @@ for i = 1, n do
             if kind == 'a' and now - at < settle then return head_wait end
             if kind == 'r' and at >= now - stale then return math.max(head_wait, at - now) end
             call('ZREM', order_key, head)
+            -- (TTLs) The line may be gone now: the next write of this call gives it its TTL again.
+            touched[order_key] = nil
           end
           return head_wait
         end
@@ -546,9 +634,8 @@ for i = 1, n do
     if status == nil then status, retry, slot, left = lib.decide(base, member, score, raw) end
     if left == nil then left = lib.remaining_now(base) end
   end
-  out[#out + 1] = status
-  out[#out + 1] = retry
-  out[#out + 1] = left
-  out[#out + 1] = slot
+  local o = 4 * i - 2
+  out[o], out[o + 1], out[o + 2], out[o + 3] = status, retry, left, slot
 end
+if flush then for key in pairs(pend) do flush(key) end end
 return out

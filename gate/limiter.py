@@ -50,12 +50,14 @@ from gate.settings import Algorithm, GateSettings, LimitSpec, Scope
 BREAKER_OPEN_KEY = keys.breaker_open()
 
 
-# 'a <admitted_us>' -> 'r <admitted_us> 0', and the job heads its creator's line (ticket 0).
+# 'a <admitted_us>' -> 'r <admitted_us> 0', and the job heads its creator's line (ticket 0). A line this write
+# creates gets its TTL (ARGV[2], ms) at once: decide.lua reads a line without one as just created (I4, TTLs).
 _SEND_FAILED = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, 2) == 'a ' then
   redis.call('SET', KEYS[1], 'r ' .. string.sub(v, 3) .. ' 0', 'KEEPTTL')
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2], 'NX')
 end
 return 0
 """
@@ -122,7 +124,11 @@ class Decision:
 
 
 def load_script() -> str:
+    """decide.lua as packaged, its CONFIG line unset (see `Limiter.script`)."""
     return resources.files("gate").joinpath("decide.lua").read_text(encoding="utf-8")
+
+
+_CONFIG_LINE = "--@CONFIG@"
 
 
 def redis_auth_token(secret_id: str) -> str | None:
@@ -178,7 +184,7 @@ class Limiter:
         self.admitted_ttl_s = admitted_ttl_s
         self.stale_s = stale_s
         self.order_settle_s = order_settle_s
-        self._script = load_script()
+        self._script = self.script()
         self._sha: str | None = None
 
     @classmethod
@@ -209,6 +215,31 @@ class Limiter:
         a little late inside the invocation, so the guard only has to cover the common lag, and every bit of it
         is capacity the drain loses (2 % here)."""
         return min(self.slot_guard_ms, spec.window_ms // 50) * 1000
+
+    def script(self) -> str:
+        """decide.lua with this limiter's constants written in its CONFIG line: they are the same for every call,
+        so no call sends or parses them (decide.lua, "Cost"); each configuration has its own script SHA."""
+        kind = "w" if self.algorithm is Algorithm.WINDOW else "b"
+
+        def table(values: Sequence[object]) -> str:
+            return "{" + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in values) + "}"
+
+        config = (
+            "local breaker_default_us, horizon, settle, admitted_ttl, stale, order_settle = "
+            f"{self.breaker_default_s * 1_000_000}, {self.horizon_s * 1_000_000}, {round(self.settle_s * 1e6)}, "
+            f"{self.admitted_ttl_s * 1000}, {round(self.stale_s * 1e6)}, {round(self.order_settle_s * 1e6)}\n"
+            f"local L, kinds, caps, windows, guards = {len(self.limits)}, {table([kind] * len(self.limits))}, "
+            f"{table([spec.limit for spec in self.limits])}, {table([spec.window_ms * 1000 for spec in self.limits])}, "
+            f"{table([self.guard_us(spec) for spec in self.limits])}"
+        )
+        source = load_script()
+        if source.count(_CONFIG_LINE) != 1:
+            raise ValueError(f"gate/decide.lua: expected one {_CONFIG_LINE} line for the limiter's constants")
+        return source.replace(_CONFIG_LINE, config)
+
+    def order_ttl_ms(self) -> int:
+        """A creator's line's TTL (decide.lua, I4): it outlives any slot within the horizon, plus stale."""
+        return math.ceil((max(self.horizon_s * 1e6, self.settle_s * 1e6) + self.stale_s * 1e6) / 1000) + 900_000
 
     def warm(self) -> None:
         """Load the script into Redis now (a cold start), so the first decision pays no extra round trip."""
@@ -257,7 +288,7 @@ class Limiter:
             with self.client.pipeline(transaction=False) as pipe:
                 for request in requests:
                     pipe.eval(_SEND_FAILED, 2, keys.gate_job(request.identity), keys.gate_order(request.creator_id),
-                              request.identity)
+                              request.identity, self.order_ttl_ms())
                 pipe.execute()
         except RedisError as exc:
             raise LimiterUnavailable(f"could not record failed sends: {type(exc).__name__}") from exc
@@ -271,16 +302,9 @@ class Limiter:
             raise LimiterUnavailable(f"could not set the limiter epoch: {type(exc).__name__}") from exc
 
     def _arguments(self, requests: Sequence[LimitRequest]) -> tuple[list[str], list[Any]]:
-        kind = "w" if self.algorithm is Algorithm.WINDOW else "b"
-        argv: list[Any] = [
-            self.breaker_default_s * 1000, self.horizon_s * 1_000_000, round(self.settle_s * 1e6),
-            self.admitted_ttl_s * 1000, round(self.stale_s * 1e6), round(self.order_settle_s * 1e6),
-            len(self.limits),
-        ]
-        for spec in self.limits:
-            argv += [kind, spec.limit, spec.window_ms * 1000, self.guard_us(spec)]
-        argv.append(len(requests))
-        keys_ = [keys.breaker_open(), keys.LIMITER_EPOCH, keys.GATE_TICKETS]
+        """KEYS and ARGV of one call (decide.lua, header): the limiter's constants are in the script itself."""
+        argv: list[Any] = []
+        keys_ = [keys.breaker_open(), keys.LIMITER_EPOCH]
         for request in requests:
             keys_ += [keys.gate_job(request.identity), keys.gate_order(request.creator_id)]
             keys_ += [self.limit_key(spec, request) for spec in self.limits]

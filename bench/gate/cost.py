@@ -43,21 +43,30 @@ return 1
 """
 
 
-def eval_usec(client: redis.Redis) -> tuple[int, int]:
+def eval_usec(client: redis.Redis) -> tuple[int, int, int]:
+    """EVAL/EVALSHA usec and calls, and the commands the scripts ran (every other command but the counting)."""
     stats = client.info("commandstats")
     usec = sum(int(v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_eval"))
     calls = sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_eval"))
-    return usec, calls
+    inner = sum(int(v["calls"]) for k, v in stats.items()
+                if not k.startswith(("cmdstat_eval", "cmdstat_config", "cmdstat_info", "cmdstat_script")))
+    return usec, calls, inner
 
 
-def measure(client: redis.Redis, decisions: int, run: Callable[[int], object]) -> tuple[float, float]:
-    """(Redis usec per decision, client wall ms per call) for `decisions` calls of `run`."""
+COMMANDS: dict[str, float] = {}  # label -> Redis commands per decision, from the last round that measured it
+
+
+def measure(client: redis.Redis, decisions: int, run: Callable[[int], object], label: str = "") -> tuple[float, float]:
+    """(Redis usec, client wall ms per call) for `decisions` calls of `run`; the commands each decision ran go to
+    COMMANDS[label] (deterministic, unlike usec: tests/gate/test_cost.py bounds them)."""
     client.config_resetstat()
     started = time.perf_counter()
     for i in range(decisions):
         run(i)
     wall = (time.perf_counter() - started) / max(1, decisions) * 1e3
-    usec, _ = eval_usec(client)
+    usec, _, inner = eval_usec(client)
+    if label:
+        COMMANDS[label] = inner
     return usec, wall
 
 
@@ -82,17 +91,19 @@ def one_round(client: redis.Redis, control: Any, backlog: int, singles: int) -> 
     fill_backlog(limiter, backlog)
     run_id = uuid.uuid4().hex[:6]
     out: dict[str, float] = {}
-    usec, wall = measure(client, singles, lambda i: limiter.decide(request(f"s{run_id}-{i}")))
+    usec, wall = measure(client, singles, lambda i: limiter.decide(request(f"s{run_id}-{i}")), f"{backlog} single")
     out["gate, single"], out["gate, single: client ms per call"] = usec / singles, wall
     usec, wall = measure(client, singles // 10, lambda i: limiter.decide_batch(
-        [request(f"b{run_id}-{i}-{k}") for k in range(10)]))
+        [request(f"b{run_id}-{i}-{k}") for k in range(10)]), f"{backlog} batch")
     out["gate, batch of 10"], out["gate, batch of 10: client ms per call"] = usec / singles, wall
     n = 100_000 if backlog == 0 else 10
-    usec, _ = measure(client, singles, lambda i: control(keys=[f"control-{run_id}"], args=[n, 60_000_000, f"c{i}"]))
+    usec, _ = measure(client, singles, lambda i: control(keys=[f"control-{run_id}"], args=[n, 60_000_000, f"c{i}"]),
+                      f"{backlog} control")
     out["control (plain sliding log)"] = usec / singles
     if backlog:
         usec, _ = measure(client, singles, lambda i: control(keys=[f"control-admit-{run_id}"],
-                                                             args=[1_000_000_000, 60_000_000, f"c{i}"]))
+                                                             args=[1_000_000_000, 60_000_000, f"c{i}"]),
+                          f"{backlog} admitting")
         out[ADMITTING] = usec / singles
     return out
 
@@ -121,6 +132,9 @@ def bench_cost(url: str, rounds: int = 3, singles: int = 2000) -> None:
         ctrl = median(rows[(backlog, "control (plain sliding log)")])
         single, batch = median(rows[(backlog, "gate, single")]), median(rows[(backlog, "gate, batch of 10")])
         print(f"    ratio to control: single {single / ctrl:.2f}x, batch of 10 {batch / ctrl:.2f}x  (bar: 1.5x)")
+        per = {k.split(" ", 1)[1]: v / singles for k, v in COMMANDS.items() if k.startswith(f"{backlog} ")}
+        print(f"    Redis commands per decision: gate single {per['single']:.2f}, batch of 10 {per['batch']:.2f}; "
+              f"control {per['control']:.2f}" + (f" (admitting {per['admitting']:.2f})" if backlog else ""))
         if (backlog, ADMITTING) in rows:
             admitting = median(rows[(backlog, ADMITTING)])
             print(f"    beside, ratio to the control's admit path (a write, as the gate's): single "

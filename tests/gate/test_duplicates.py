@@ -105,6 +105,18 @@ def test_limiter_lost_state_of_admitted_job_neither_frees_nor_takes_a_slot(clien
     assert not limiter.decide(req("y")).allowed, "the admission was freed"
 
 
+def test_limiter_lost_state_in_a_batch_neither_frees_nor_takes_a_slot(client: redis.Redis) -> None:
+    """The same inside a batch whose new jobs share the log, written in one ZADD after one ZMSCORE found the
+    leftover (decide.lua, pend): the leftover moves its own entry, the others take one each."""
+    limiter = Limiter(client, parse_limits("global=3/10s"))
+    assert limiter.decide(req("x")).status is Status.ADMITTED
+    client.delete(redis_keys.gate_job("x"))
+    decisions = limiter.decide_batch([req("a"), req("x"), req("b")])
+    assert [d.status for d in decisions] == [Status.ADMITTED, Status.ADMITTED_RESERVED, Status.ADMITTED]
+    assert client.zcard(redis_keys.limit_slots("global")) == 3
+    assert not limiter.decide(req("y")).allowed, "the admission was freed"
+
+
 # ---- the property test --------------------------------------------------------------------------------------
 
 N, W_US = 2, 300_000
