@@ -11,7 +11,7 @@ local plane's CodeDeploy engine runs (its schedule divided by ``--deploy-scale``
   platform twice, or a job with two results), target 0/0/0;
 - the shift's outcome and time: a good release from apply to COMPLETED (the canary bakes 5 minutes / scale); a
   bad one (every invocation fails) from apply to the alias back on the old version alone, with the alarm that
-  stopped it (any gate error in a minute, added to the deployment group's alarms for both releases: a good one
+  stopped it (gate_release_errors, the manifests' canary-sized alarm the deployment group watches: a good one
   must not trip it), then to the last of its jobs done;
 - the extra API calls per deploy: the Lambda and CodeDeploy calls `apply` made for the release beyond updating
   the code (PublishVersion, GetAlias, UpdateAlias, the version reads that check the alias serves $LATEST's code,
@@ -67,7 +67,7 @@ class CallCounter:
         return sum(n for op, n in self.calls.items() if op in RELEASE_CALLS or op.endswith("(version)"))
 
 
-def _counted_release(pipe: Any, root: Path, gate_dir: Path, alarm: str) -> CallCounter:
+def _counted_release(pipe: Any, root: Path, gate_dir: Path) -> CallCounter:
     from common.aws import client
     from controller.calls import CallGate
     from tests.helpers.gate_release import release
@@ -80,7 +80,7 @@ def _counted_release(pipe: Any, root: Path, gate_dir: Path, alarm: str) -> CallC
     for c in clients:
         c.meta.events.register("provide-client-params.*.*", counter)
     try:
-        release(pipe, root, gate_dir, CANARY, watched=(alarm,))
+        release(pipe, root, gate_dir, CANARY)
     finally:
         for c in clients:
             c.meta.events.unregister("provide-client-params.*.*", counter)
@@ -119,13 +119,12 @@ def one_release(kind: str, rate: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-rollout-{kind}-") as tmp:
         root = Path(tmp)
         with running_pipeline(root, profile, before_plane=gr.stop_stack_controller) as pipe:
-            alarm = gr.put_canary_error_alarm()
             load = gr.SteadyLoad(pipe, interval_s=window / (10 * rate), label=f"bench-{kind}")
             load.start()
             try:
                 time.sleep(window)
                 released = time.monotonic()
-                counter = _counted_release(pipe, root, gr.gate_variant(root, kind, appended), alarm)
+                counter = _counted_release(pipe, root, gr.gate_variant(root, kind, appended))
                 follower = float("nan")
                 state, reason = "SHIFTING", ""
                 while time.monotonic() - released < bake_s + 60 and state == "SHIFTING":

@@ -100,15 +100,10 @@ def deployment(deployment_id: str) -> dict[str, Any]:
     return cast(dict[str, Any], client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"])
 
 
-def put_canary_error_alarm(name: str = "gate_canary_errors") -> str:
-    """An alarm on the gate's Errors sized for a canary (any error in a minute); `release(..., watched=(name,))`
-    adds it to the deployment group's alarms. The manifests' lambda_errors_critical (more than 50 in 5 minutes)
-    cannot trip on a 10 % canary at the seed's 10 jobs a minute."""
-    client("cloudwatch").put_metric_alarm(
-        AlarmName=name, Namespace="AWS/Lambda", MetricName="Errors",
-        Dimensions=[{"Name": "FunctionName", "Value": FUNCTION}], Statistic="Sum", Period=60, EvaluationPeriods=1,
-        Threshold=0, ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
-    return name
+# manifests/alarms.yaml: the gate's canary-sized error alarm (any error in a minute), one of the alarms the gate's
+# deployment group watches (manifests/gate.yaml). lambda_errors_critical (more than 50 in 5 minutes) cannot trip
+# on a 10 % canary at the seed's 10 jobs a minute.
+RELEASE_ERROR_ALARM = "gate_release_errors"
 
 
 @dataclass

@@ -12,11 +12,12 @@ Canary10Percent5Minutes (`tests.helpers.gate_release`).
   the canary's time-scaled bake, then 100 %, and Succeeds; over both versions' admissions (the shared limit log
   in Redis) and at the platform, never more than N in any window; every job ends once, none dead-lettered, none
   sent twice.
-- Bad release (a version that fails every batch): a canary-sized error alarm the release adds to the deployment
-  group's alarms trips during the canary; the engine stops the deployment (ALARM_ACTIVE) and returns the alias to
-  the old version; the batches the bad version failed come back after the queue's visibility timeout and the old
-  version forwards them: every job ends once, none dead-lettered, none sent twice (per-creator order cannot hold
-  for the jobs of a failed batch: they return behind their creators' later jobs; the test reports it).
+- Bad release (a version that fails every batch): the manifests' canary-sized error alarm (gate_release_errors,
+  watched by the gate's deployment group) trips during the canary; the engine stops the deployment (ALARM_ACTIVE) and
+  returns the alias to the old version; the batches the bad version failed come back after the queue's visibility
+  timeout and the old version forwards them: every job ends once, none dead-lettered, none sent twice (per-creator
+  order cannot hold for the jobs of a failed batch: they return behind their creators' later jobs; the test reports
+  it).
 
 Both together took 404 s and 360 s (two runs, load averages 8-30, 2 cores); the bad release's 180 s of visibility
 is most of it.
@@ -35,12 +36,12 @@ from tests.helpers import invariants
 from tests.helpers.gate_release import (
     FAILS_EVERY_BATCH,
     HARMLESS,
+    RELEASE_ERROR_ALARM,
     AdmissionLog,
     SteadyLoad,
     alias,
     deployment,
     gate_variant,
-    put_canary_error_alarm,
     release,
     stop_stack_controller,
 )
@@ -133,7 +134,7 @@ def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_versi
     profile = LoadProfile()
     window = profile.window_s
     with running_pipeline(tmp_path, profile, before_plane=stop_stack_controller) as pipe:
-        alarm = put_canary_error_alarm()
+        alarm = RELEASE_ERROR_ALARM  # the manifests' own, watched by the deployment group
         # 80 % of the limit: a 10 % canary must see some batches within its bake (with a few jobs a minute
         # it may see none and complete: a canary only judges the traffic it gets).
         load = SteadyLoad(pipe, interval_s=window / BAD_LOAD_PER_WINDOW, label="bad-release")
@@ -141,7 +142,7 @@ def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_versi
         try:
             time.sleep(window)
             released = time.monotonic()
-            release(pipe, tmp_path, gate_variant(tmp_path, "bad", FAILS_EVERY_BATCH), CANARY, watched=(alarm,))
+            release(pipe, tmp_path, gate_variant(tmp_path, "bad", FAILS_EVERY_BATCH), CANARY)
             seen = _follow_shift(timeout_s=BAD_BAKE_S + 60)
             rollback_s = time.monotonic() - released
             time.sleep(window)  # the old version alone again
