@@ -34,6 +34,7 @@ from common.producer import Producer
 from controller.cli import main as huntazectl
 from localplane import demo
 from localplane.plane import LocalPlane
+from localplane.service_runner import ServiceRunner
 from localplane.stack import LocalStack, apply_argv, descendants
 from tests.helpers import invariants
 from tests.helpers.invariants import SentJob
@@ -156,8 +157,13 @@ class Pipeline:
         self.desired_seen.append(count)
         return count
 
+    def scraper(self) -> ServiceRunner:
+        """The scraper service's runner (the plane also runs the stack's controller service, kept at 0 here)."""
+        return next(s for s in self.plane.services.values() if s.service == SCRAPER_SERVICE)
+
     def running_tasks(self) -> int:
-        return sum(1 for s in self.plane.services.values() for t in s.tasks if t.proc.poll() is None)
+        """Live scraper task processes."""
+        return sum(1 for t in self.scraper().tasks if t.proc.poll() is None)
 
     def restart_plane(self) -> None:
         """New execution environments and tasks (what AWS does after a configuration change)."""
