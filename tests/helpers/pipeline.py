@@ -7,9 +7,13 @@ timeouts, breaker timing), so a failure that depends on them is not hidden.
 
 `running_pipeline(tmp, profile)` starts moto, redis-server and the stand-in (`localplane.stack.LocalStack`),
 applies manifests/ + ecs-specs/ with the local overlay plus the profile's overlay through `huntazectl apply`,
-starts the local plane (gate runtime, scraper tasks with Chromium, autoscaler), and on exit stops it all and
-fails if any process it started is still running. `Pipeline.send()` sends jobs like a producer and remembers
-them as `SentJob`s for `tests.helpers.invariants`.
+keeps the stack's own controller service stopped, starts the local plane (gate runtime, scraper tasks with
+Chromium, autoscaler), and on exit stops it all and fails if any process it started is still running. The
+stack's controller (enforce mode, manifests/ with the local overlay only) would otherwise revert the profile
+within seconds of the plane starting: it released a gate version with the local overlay's 6 per 10 s and put
+the scaling policy back to max 2, target 20, so every scenario ran at that limit instead of its own (a burst of
+500 then took 14+ minutes at 6 per 10 s, and the steady load at 10 per 10 s outgrew its queue-wait bound).
+`Pipeline.send()` sends jobs like a producer and remembers them as `SentJob`s for `tests.helpers.invariants`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from common.producer import Producer
 from controller.cli import main as huntazectl
 from localplane import demo
 from localplane.plane import LocalPlane
+from localplane.service_runner import ServiceRunner
 from localplane.stack import LocalStack, apply_argv, descendants
 from tests.helpers import invariants
 from tests.helpers.invariants import SentJob
@@ -38,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = float(os.environ.get("HUNTAZE_LOAD_TIME_SCALE", "6"))
 _LIMIT = re.compile(r"^(\w+)=(\d+)/(\d+(?:\.\d+)?)s$")
 SCRAPER_SERVICE = "huntaze-onlyfans-scraper"
+CONTROLLER_SERVICE = "huntaze-controller"  # ecs-specs/controller-service.yaml: the stack's own controller
 
 
 def scaled(seconds: float) -> float:
@@ -151,8 +157,13 @@ class Pipeline:
         self.desired_seen.append(count)
         return count
 
+    def scraper(self) -> ServiceRunner:
+        """The scraper service's runner (the plane also runs the stack's controller service, kept at 0 here)."""
+        return next(s for s in self.plane.services.values() if s.service == SCRAPER_SERVICE)
+
     def running_tasks(self) -> int:
-        return sum(1 for s in self.plane.services.values() for t in s.tasks if t.proc.poll() is None)
+        """Live scraper task processes."""
+        return sum(1 for t in self.scraper().tasks if t.proc.poll() is None)
 
     def restart_plane(self) -> None:
         """New execution environments and tasks (what AWS does after a configuration change)."""
@@ -185,6 +196,8 @@ def running_pipeline(tmp_path: Path, profile: LoadProfile | None = None,
         with LocalStack(tmp_path / "run") as stack:
             code = huntazectl(apply_argv(REPO, stack, (overlay,)))
             assert code == 0, "apply of the local stack failed"
+            # Before the plane runs it: the stack's controller would re-apply the local overlay over the profile.
+            client("ecs").update_service(cluster="huntaze", service=CONTROLLER_SERVICE, desiredCount=0)
             if before_plane is not None:
                 before_plane()
             plane = LocalPlane(extra_env=stack.aws_env() | {"REDIS_URL": stack.redis.url}, log_dir=stack.run_dir,

@@ -122,7 +122,7 @@ def test_poison_jobs_during_load_are_dead_lettered_with_a_reason_and_the_rest_co
 def test_scraper_task_sigkilled_mid_job_is_replaced_and_every_job_ends_once(tmp_path: Path) -> None:
     with running_pipeline(tmp_path) as pipe:
         load(pipe, 30, creators=5)
-        service = next(iter(pipe.plane.services.values()))
+        service = pipe.scraper()
         wait_until(lambda: pipe.queue_depth(WORKFLOWS)[1] > 0 and platform_sends(pipe) >= 2, 180,
                  "a scraper task to be in the middle of jobs")
         victim = service.tasks[0].proc

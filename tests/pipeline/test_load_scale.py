@@ -17,11 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.invariants import max_in_any_window
-from tests.helpers.long_soak import long_soak
 from tests.helpers.pipeline import LoadProfile, Pipeline, running_pipeline, scaled
-
-TOO_LONG_FOR_CI = long_soak("9-25 (each)")
-
 
 WORKFLOWS = "huntaze-hybrid-workflows.fifo"
 ACTIONS = ("send_message", "scrape_profile", "get_messages", "download_media")
@@ -43,14 +39,16 @@ def burst_jobs(pipe: Pipeline, creators: int, per_creator: int) -> list[list[obj
 
 
 @pytest.mark.soak
-@TOO_LONG_FOR_CI
 @pytest.mark.timeout(1500)
 def test_burst_of_500_across_50_creators_scales_out_completes_every_job_and_scales_in(tmp_path: Path) -> None:
     # Per-creator limits with a higher global one (the design's way to grow): each creator's 10 jobs fit one of
     # its windows, so the FIFO queue fills faster than the scrapers drain it and the autoscaler must act.
     profile = LoadProfile(limits="global=100/60s,creator=10/60s", max_tasks=MACHINE_MAX_TASKS)
     peak = {"depth": 0, "desired": 1, "running": 0}
+    phases: dict[str, float] = {}
+    t0 = time.monotonic()
     with running_pipeline(tmp_path, profile) as pipe:
+        phases["stack up"] = time.monotonic() - t0
 
         def watch() -> None:
             peak["depth"] = max(peak["depth"], pipe.queue_depth(WORKFLOWS)[0])
@@ -59,13 +57,20 @@ def test_burst_of_500_across_50_creators_scales_out_completes_every_job_and_scal
 
         for round_jobs in burst_jobs(pipe, creators=50, per_creator=10):
             pipe.send(round_jobs)  # type: ignore[arg-type]
+        t1 = time.monotonic()
         done = pipe.wait_until_finished(timeout_s=900, on_tick=watch)
+        phases["every job ended"] = time.monotonic() - t1
+        t2 = time.monotonic()
         deadline = time.monotonic() + scaled(profile.scale_in_cooldown_s) + 60
         while pipe.desired_count() > 1 and time.monotonic() < deadline:
             time.sleep(1)  # the autoscaler acts on its own tick, once the scale-in cooldown has passed
         final_desired = pipe.desired_count()
+        phases["scaled in"] = time.monotonic() - t2
         problems = pipe.check_invariants()
-    print(f"burst: peak FIFO depth {peak['depth']}, peak desired {peak['desired']}, peak running {peak['running']}")
+        t3 = time.monotonic()
+    phases["stack down"] = time.monotonic() - t3
+    print(f"burst: peak FIFO depth {peak['depth']}, peak desired {peak['desired']}, peak running {peak['running']}; "
+          + ", ".join(f"{name} {s:.0f}s" for name, s in phases.items()))
     assert done == 500, f"only {done} of 500 jobs ended"
     assert problems == []
     assert peak["depth"] > profile.target_depth, "the burst never raised the FIFO depth above the scaling target"
@@ -75,29 +80,35 @@ def test_burst_of_500_across_50_creators_scales_out_completes_every_job_and_scal
 
 
 @pytest.mark.soak
-@TOO_LONG_FOR_CI
 @pytest.mark.timeout(900)
 def test_steady_load_at_the_limit_never_exceeds_it_and_queue_wait_stays_bounded(tmp_path: Path) -> None:
     profile = LoadProfile(limits="global=10/60s")  # the seed's hard limit, time-scaled
     window = profile.window_s
     windows = 6
     per_window = 10
+    t0 = time.monotonic()
     with running_pipeline(tmp_path, profile) as pipe:
         started = time.monotonic()
+        stack_up = started - t0
         for i in range(windows * per_window):
             due = started + i * window / per_window
             time.sleep(max(0.0, due - time.monotonic()))  # the producer's pace is the load itself
             creator = f"creator_{i % 5}"
             pipe.send([pipe.job("send_message", creator, text=f"{creator} steady {i:03d}")])
+        sent_in = time.monotonic() - started
         done = pipe.wait_until_finished(timeout_s=windows * window + 300)
+        drained_in = time.monotonic() - started - sent_in
         problems = pipe.check_invariants()
         platform = pipe.stack.site.state.messages()
         sent_at = {job.text: datetime.fromisoformat(_timestamp(job.body)) for job in pipe.sent}
+        t3 = time.monotonic()
+    stack_down = time.monotonic() - t3
     arrivals = [m.received_at.timestamp() for m in platform]
     waits = sorted((m.received_at - sent_at[m.text]).total_seconds() for m in platform if m.text in sent_at)
     most = max_in_any_window(arrivals, window)
     print(f"steady: {len(arrivals)} sends, at most {most} in any {window:.1f}s window (limit {per_window}); "
-          f"wait p50 {waits[len(waits) // 2]:.1f}s max {waits[-1]:.1f}s")
+          f"wait p50 {waits[len(waits) // 2]:.1f}s max {waits[-1]:.1f}s; stack up {stack_up:.0f}s, load sent "
+          f"{sent_in:.0f}s, drained {drained_in:.0f}s after, stack down {stack_down:.0f}s")
     assert done == windows * per_window
     if most > per_window:
         problems.append(f"{most} sends reached the platform within one {window:.1f}s window (limit {per_window})")
