@@ -429,13 +429,15 @@ class ServiceRunner:
                     health=HealthCheck.of(container, self.scale()),
                     stop_timeout_s=float(container.get("stopTimeout") or ECS_DEFAULT_STOP_TIMEOUT_S))
 
-    def _stop(self, task: Task, timeout_s: float = ECS_DEFAULT_STOP_TIMEOUT_S,
+    def _stop(self, task: Task, timeout_s: float | None = None,
               reason: str = "Task stopped by the service scheduler (scale-in or deployment)") -> None:
+        """SIGTERM, then SIGKILL after the container's stopTimeout (ECS honours it on every stop, scale-in and
+        service shutdown included)."""
         self._record_stop(task, reason)
         if task.proc.poll() is None:
             task.proc.send_signal(signal.SIGTERM)
             try:
-                task.proc.wait(timeout=timeout_s)
+                task.proc.wait(timeout=task.stop_timeout_s if timeout_s is None else timeout_s)
             except subprocess.TimeoutExpired:
                 os.killpg(task.proc.pid, signal.SIGKILL)
                 task.proc.wait()

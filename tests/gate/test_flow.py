@@ -80,6 +80,7 @@ def test_flow_seed_20_at_once_gives_10_per_window_none_lost(
 
 
 @pytest.mark.soak  # about 60 s: outside the default suite's 15 min budget, run by .ci/run after it
+# deadline 300 s: a bound on a stall, not a timing (380 of 500 in 100 s were seen at load 15)
 def test_flow_burst_of_500_all_forwarded_none_dead_lettered(
     queues: Queues, pump: Pump, fifo_collector: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,7 +91,7 @@ def test_flow_burst_of_500_all_forwarded_none_dead_lettered(
     gate_counter = ApiCounter(gate_sqs)  # the gate's own client (cached, the one Gate.from_settings builds)
     started = time.monotonic()
     try:
-        forwarded = run_flow(pump, fifo_collector, 500, deadline_s=100)
+        forwarded = run_flow(pump, fifo_collector, 500, deadline_s=300)
     finally:
         counter.close()
         gate_counter.close()

@@ -172,3 +172,33 @@ def test_watched_alarm_in_alarm_during_a_release_rolls_it_back(aws: str, tmp_pat
 
 def test_breaker_threshold_is_ecs_half_the_desired_count_between_3_and_200() -> None:
     assert [failure_threshold(n) for n in (0, 1, 6, 7, 9, 400, 1000)] == [3, 3, 3, 4, 5, 200, 200]
+
+
+def test_stopping_the_service_honours_each_container_stop_timeout(aws: str, tmp_path: Path) -> None:
+    # A task that ignores SIGTERM is SIGKILLed after its container's stopTimeout (here 2 s), not ECS's 30 s
+    # default: the same rule for a service shutdown as for a rolling replacement (the controller's task needs 60 s).
+    script = tmp_path / "stubborn.py"
+    ready = tmp_path / "ignoring"
+    script.write_text("import pathlib, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      f"pathlib.Path({str(ready)!r}).touch()\ntime.sleep(600)\n")
+    ecs = client("ecs")
+    ecs.create_cluster(clusterName="c")
+    made = ecs.register_task_definition(
+        family="t", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": "x", "essential": True, "memory": 512, "stopTimeout": 2,
+                               "dockerLabels": {LOCAL_COMMAND_LABEL: f"{sys.executable} {script}"}}])
+    ecs.create_service(cluster="c", serviceName="s", taskDefinition=made["taskDefinition"]["taskDefinitionArn"],
+                       desiredCount=1, launchType="FARGATE", networkConfiguration=default_network())
+    (tmp_path / "run").mkdir()
+    runner = ServiceRunner("c", "s", {}, tmp_path / "run", scale=lambda: SCALE)
+    runner.sync()
+    [task] = runner.tasks
+    deadline = time.monotonic() + 60
+    while not ready.exists():  # its SIG_IGN is installed (a SIGTERM before that would end it at once)
+        assert time.monotonic() < deadline and task.proc.poll() is None
+        time.sleep(0.05)
+    began = time.monotonic()
+    runner.stop_all()
+    took = time.monotonic() - began
+    assert task.proc.returncode == -9, task.proc.returncode  # SIGKILL: it ignored SIGTERM
+    assert 1.5 <= took < 15, took
