@@ -430,12 +430,15 @@ class ServiceRunner:
                     stop_timeout_s=float(container.get("stopTimeout") or ECS_DEFAULT_STOP_TIMEOUT_S))
 
     def _stop(self, task: Task, timeout_s: float | None = None,
-              reason: str = "Task stopped by the service scheduler (scale-in or deployment)") -> None:
-        """SIGTERM, then SIGKILL after the container's stopTimeout (ECS honours it on every stop, scale-in and
-        service shutdown included)."""
+              reason: str = "Task stopped by the service scheduler (scale-in or deployment)",
+              signalled: bool = False) -> None:
+        """SIGTERM (once: a second one tells the controller to exit at once, without releasing its lease), then
+        SIGKILL after the container's stopTimeout (ECS honours it on every stop, scale-in and service shutdown
+        included)."""
         self._record_stop(task, reason)
         if task.proc.poll() is None:
-            task.proc.send_signal(signal.SIGTERM)
+            if not signalled:
+                task.proc.send_signal(signal.SIGTERM)
             try:
                 task.proc.wait(timeout=task.stop_timeout_s if timeout_s is None else timeout_s)
             except subprocess.TimeoutExpired:
@@ -443,9 +446,9 @@ class ServiceRunner:
                 task.proc.wait()
 
     def stop_all(self) -> None:
-        for task in self.tasks:
+        for task in self.tasks:  # every task at once, as ECS stops a service's tasks; then each gets its stopTimeout
             if task.proc.poll() is None:
                 task.proc.send_signal(signal.SIGTERM)
         for task in self.tasks:
-            self._stop(task)
+            self._stop(task, signalled=True)
         self.tasks.clear()

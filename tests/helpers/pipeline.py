@@ -43,6 +43,10 @@ REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = float(os.environ.get("HUNTAZE_LOAD_TIME_SCALE", "6"))
 _LIMIT = re.compile(r"^(\w+)=(\d+)/(\d+(?:\.\d+)?)s$")
 SCRAPER_SERVICE = "huntaze-onlyfans-scraper"
+# .ci/run's soak lanes (--dist loadgroup): the 500-job burst (Chromium busy) and the gate releases (an alarm that
+# must trip within a canary) run in one lane, one after the other; in a CI run where they overlapped, the bad
+# release's alarm missed its canary.
+HEAVY_LANE = "whole-stack-heavy"
 CONTROLLER_SERVICE = "huntaze-controller"  # ecs-specs/controller-service.yaml: the stack's own controller
 
 

@@ -174,13 +174,19 @@ def test_breaker_threshold_is_ecs_half_the_desired_count_between_3_and_200() -> 
     assert [failure_threshold(n) for n in (0, 1, 6, 7, 9, 400, 1000)] == [3, 3, 3, 4, 5, 200, 200]
 
 
-def test_stopping_the_service_honours_each_container_stop_timeout(aws: str, tmp_path: Path) -> None:
+def test_stopping_the_service_sends_one_sigterm_and_honours_each_container_stop_timeout(
+    aws: str, tmp_path: Path,
+) -> None:
     # A task that ignores SIGTERM is SIGKILLed after its container's stopTimeout (here 2 s), not ECS's 30 s
     # default: the same rule for a service shutdown as for a rolling replacement (the controller's task needs 60 s).
     script = tmp_path / "stubborn.py"
     ready = tmp_path / "ignoring"
-    script.write_text("import pathlib, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                      f"pathlib.Path({str(ready)!r}).touch()\ntime.sleep(600)\n")
+    terms = tmp_path / "sigterms"
+    script.write_text("import pathlib, signal, time\n"  # counts each SIGTERM, and ignores it
+                      f"terms = pathlib.Path({str(terms)!r})\n"
+                      "signal.signal(signal.SIGTERM, lambda *_: terms.open('a').write('T'))\n"
+                      f"pathlib.Path({str(ready)!r}).touch()\n"
+                      "while True:\n    time.sleep(0.05)\n")
     ecs = client("ecs")
     ecs.create_cluster(clusterName="c")
     made = ecs.register_task_definition(
@@ -202,3 +208,5 @@ def test_stopping_the_service_honours_each_container_stop_timeout(aws: str, tmp_
     took = time.monotonic() - began
     assert task.proc.returncode == -9, task.proc.returncode  # SIGKILL: it ignored SIGTERM
     assert 1.5 <= took < 15, took
+    # one SIGTERM: a second one tells the controller's task to exit at once, without releasing its lease
+    assert terms.read_text() == "T"

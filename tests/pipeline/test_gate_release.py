@@ -46,12 +46,12 @@ from tests.helpers.gate_release import (
     stop_stack_controller,
 )
 from tests.helpers.invariants import max_in_any_window
-from tests.helpers.pipeline import LoadProfile, Pipeline, running_pipeline
+from tests.helpers.pipeline import HEAVY_LANE, LoadProfile, Pipeline, running_pipeline
 
 CANARY = "Canary10Percent5Minutes"
 GOOD_DEPLOY_SCALE = 15.0
 GOOD_BAKE_S = 5 * 60 / GOOD_DEPLOY_SCALE
-BAD_DEPLOY_SCALE = 4.0  # the bad canary bakes 75 s: room for its alarm on a busy machine; it stops at the alarm
+BAD_DEPLOY_SCALE = 2.0  # the bad canary bakes 150 s: room for its alarm on a busy machine; it stops at the alarm
 BAD_BAKE_S = 5 * 60 / BAD_DEPLOY_SCALE
 INGRESS_VISIBILITY_S = 180  # manifests/queues.yaml: a failed batch returns after this
 LOAD_PER_WINDOW = 5  # jobs per (scaled) window: half the limit, so one scraper task keeps up on a busy machine
@@ -79,6 +79,7 @@ def _outcome_problems(pipe: Pipeline) -> tuple[list[str], int]:
 
 
 @pytest.mark.soak
+@pytest.mark.xdist_group(HEAVY_LANE)
 @pytest.mark.timeout(900)
 def test_good_gate_release_shifts_10_then_100_percent_within_the_limit_losing_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -126,6 +127,7 @@ def test_good_gate_release_shifts_10_then_100_percent_within_the_limit_losing_no
 
 
 @pytest.mark.soak
+@pytest.mark.xdist_group(HEAVY_LANE)
 @pytest.mark.timeout(900)
 def test_bad_gate_release_trips_its_alarm_in_the_canary_rolls_back_and_old_version_ends_its_jobs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.invariants import max_in_any_window
-from tests.helpers.pipeline import LoadProfile, Pipeline, running_pipeline, scaled
+from tests.helpers.pipeline import HEAVY_LANE, LoadProfile, Pipeline, running_pipeline, scaled
 
 WORKFLOWS = "huntaze-hybrid-workflows.fifo"
 ACTIONS = ("send_message", "scrape_profile", "get_messages", "download_media")
@@ -39,6 +39,7 @@ def burst_jobs(pipe: Pipeline, creators: int, per_creator: int) -> list[list[obj
 
 
 @pytest.mark.soak
+@pytest.mark.xdist_group(HEAVY_LANE)
 @pytest.mark.timeout(1500)
 def test_burst_of_500_across_50_creators_scales_out_completes_every_job_and_scales_in(tmp_path: Path) -> None:
     # Per-creator limits with a higher global one (the design's way to grow): each creator's 10 jobs fit one of
